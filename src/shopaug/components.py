@@ -8,12 +8,15 @@ round-trips through JSON/YAML.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shopaug.errors import ConfigError
+from shopaug.errors import ConfigError, SchemaError
 from shopaug.fingerprint import fingerprint
+
+if TYPE_CHECKING:
+    from shopaug.data.bundle import ShopData
 
 
 class ComponentConfig(BaseModel):
@@ -49,6 +52,9 @@ class Component:
     name: ClassVar[str] = "component"
     version: ClassVar[str] = "1"
     Config: ClassVar[type[ComponentConfig]] = ComponentConfig
+    #: input columns this component needs beyond the schema's required ones,
+    #: per table, e.g. {"items": ("category",)}; checked before anything runs
+    requires: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, config: ComponentConfig | Mapping[str, Any] | None = None, **overrides: Any):
         if isinstance(config, ComponentConfig):
@@ -66,6 +72,24 @@ class Component:
     @classmethod
     def _where(cls) -> str:
         return f"config of {cls.kind} {cls.name!r}"
+
+    def missing_inputs(self, data: ShopData) -> list[str]:
+        """Declared input columns that ``data`` lacks or leaves entirely empty."""
+        missing = []
+        for table, columns in self.requires.items():
+            df = data.table(table)
+            missing += [f"{table}.{c}" for c in columns
+                        if c not in df.columns or (len(df) and df[c].isna().all())]
+        return missing
+
+    def check_inputs(self, data: ShopData) -> None:
+        missing = self.missing_inputs(data)
+        if missing:
+            raise SchemaError(
+                f"{self.kind} {self.name!r} needs column(s) {missing}, which the data lacks or "
+                "leaves empty. Fix: add them to your files (or map them with `columns:`), or "
+                "remove this component from the config"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "config": self.config.model_dump(mode="json")}

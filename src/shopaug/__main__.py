@@ -1,0 +1,5 @@
+import sys
+
+from shopaug.cli import main
+
+sys.exit(main())

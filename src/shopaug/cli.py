@@ -1,0 +1,133 @@
+"""The ``shopaug`` command. Heavy libraries are imported inside the commands,
+so ``shopaug --help`` answers at once."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from shopaug import __version__
+
+
+def _parse_option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--option takes KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shopaug",
+        description="Augment e-commerce search and recommendation data, and prove the lift.",
+    )
+    parser.add_argument("--version", action="version", version=f"shopaug {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    data = sub.add_parser("data", help="inspect data files")
+    data_sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    inspect = data_sub.add_parser("inspect", help="load, validate and summarise a data set")
+    inspect.add_argument("path", help="data directory or file")
+    inspect.add_argument("--format", default="native",
+                         help="native, online_retail, esci, wands, crowdflower, amazon_reviews")
+    inspect.add_argument("--option", action="append", default=[], type=_parse_option,
+                         metavar="KEY=VALUE", help="loader option, e.g. on_bad_rows=quarantine")
+
+    run = sub.add_parser("run", help="run a pipeline config (YAML)")
+    run.add_argument("config", help="path to the YAML config")
+    run.add_argument("--out", help="output directory (overrides the config's output:)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    demo = sub.add_parser("demo", help="run the demo pipeline on the shipped demo data")
+    demo.add_argument("--out", default="runs", help="output directory (default: runs)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    sub.add_parser("components", help="list registered components by kind")
+    return parser
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from shopaug.data.loaders import load
+    from shopaug.errors import DataValidationError
+
+    try:
+        result = load(args.path, format=args.format, **dict(args.option))
+    except DataValidationError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(result.report.summary())
+    print("\nschema:")
+    for name, df in result.data.tables().items():
+        if len(df):
+            cols = ", ".join(f"{c}:{df[c].dtype}" for c in df.columns)
+            print(f"  {name}: {cols}")
+    return 0
+
+
+def _run(config, out, progress: bool) -> int:
+    from shopaug.pipeline.runner import run
+
+    result = run(config, output=out, progress=progress)
+    summary = result.summary()
+    with_pd_options(lambda: print(summary.round(4).to_string()))
+    print(f"\nrun written to {result.run_dir}")
+    return 0
+
+
+def with_pd_options(fn) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 40):
+        fn()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from shopaug.datasets import ATTRIBUTION, demo_config_path
+
+    print(f"demo data: a subset of UCI Online Retail. {ATTRIBUTION}\n")
+    return _run(demo_config_path(), args.out, not args.no_progress)
+
+
+def _components() -> int:
+    from shopaug import registry
+
+    for kind in registry.GROUPS:
+        print(f"{kind}: {', '.join(registry.names(kind)) or '(none yet)'}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from shopaug.errors import ShopAugError
+
+    try:
+        if args.command == "data" and args.data_command == "inspect":
+            return _inspect(args)
+        if args.command == "run":
+            return _run(args.config, args.out, not args.no_progress)
+        if args.command == "demo":
+            return _demo(args)
+        if args.command == "components":
+            return _components()
+    except ShopAugError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    parser.print_help()
+    return 0 if args.command is None else 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

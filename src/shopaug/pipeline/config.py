@@ -1,0 +1,161 @@
+"""The pipeline config: one YAML file names the data, split, stages, models and seeds.
+
+Unknown keys are errors everywhere, including inside each component's config
+(validated by the component's own ``Config`` when the pipeline config loads,
+so a typo fails before any work starts). A run is identified by the hash of
+the canonical config, minus keys that do not change results.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from shopaug.components import format_validation_error
+from shopaug.errors import ConfigError
+from shopaug.fingerprint import fingerprint
+
+#: keys that change where or how loudly a run happens, not what it computes
+_NOT_FINGERPRINTED = {"output", "progress"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ComponentSpec(_Strict):
+    name: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    #: how results name this entry; needed when one component is listed twice
+    label: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+
+class DataSpec(BaseModel):
+    """``path`` and ``format``; every other key goes to that format's loader config."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    path: str
+    format: str = "native"
+
+    @field_validator("path")
+    @classmethod
+    def _packaged(cls, value: str) -> str:
+        """``shopaug:demo`` names the demo data shipped inside the package."""
+        if value.startswith("shopaug:"):
+            from shopaug.datasets import demo_path
+
+            if value != "shopaug:demo":
+                raise ValueError(f"unknown packaged data {value!r}; known: shopaug:demo")
+            return str(demo_path())
+        return value
+
+    def loader_options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class EvaluateSpec(_Strict):
+    ks: list[int] = Field(default_factory=lambda: [10, 20])
+    #: bootstrap resamples for confidence intervals
+    n_boot: int = 1000
+
+    @model_validator(mode="after")
+    def _positive(self) -> EvaluateSpec:
+        if not self.ks or min(self.ks) < 1:
+            raise ValueError("ks must be positive cut-offs such as [10, 20]")
+        return self
+
+
+class PipelineConfig(_Strict):
+    name: str = "experiment"
+    task: Literal["rec", "search"] = "rec"
+    data: DataSpec
+    split: ComponentSpec = Field(default_factory=lambda: ComponentSpec(name="temporal"))
+    augment: list[ComponentSpec] = Field(default_factory=list)
+    filters: list[ComponentSpec] = Field(default_factory=list)
+    models: list[ComponentSpec] = Field(
+        default_factory=lambda: [ComponentSpec(name="popularity")])
+    evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    executor: Literal["local"] = "local"
+    output: str = "runs"
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _components_exist(self) -> PipelineConfig:
+        """Resolve every named component and validate its config now, not mid-run."""
+        from shopaug import registry
+
+        checks = [("loader", ComponentSpec(name=self.data.format,
+                                           config=self.data.loader_options()), "data"),
+                  ("splitter", self.split, "split")]
+        model_kind = "recommender" if self.task == "rec" else "search_model"
+        checks += [("augmenter", s, f"augment[{i}]") for i, s in enumerate(self.augment)]
+        checks += [("filter", s, f"filters[{i}]") for i, s in enumerate(self.filters)]
+        checks += [(model_kind, s, f"models[{i}]") for i, s in enumerate(self.models)]
+        for kind, spec, where in checks:
+            try:
+                registry.create(kind, spec.name, spec.config)
+            except ConfigError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+            except LookupError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+        labels = [m.display for m in self.models]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"models share a name {labels}: give each a distinct `label:`")
+        if not self.seeds:
+            raise ValueError("seeds must list at least one seed")
+        return self
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.model_dump(mode="json", exclude=_NOT_FINGERPRINTED))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str = "pipeline config") -> PipelineConfig:
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(where, exc)) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> PipelineConfig:
+        """Read a YAML config; relative data/output paths are relative to the file."""
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path} must hold a mapping (data:, split:, models:, ...)")
+        base = path.resolve().parent
+        data = values.get("data")
+        if isinstance(data, dict) and isinstance(data.get("path"), str):
+            data["path"] = _resolve(base, data["path"])
+        if isinstance(values.get("output"), str):
+            values["output"] = _resolve(base, values["output"])
+        return cls.from_dict(values, where=str(path))
+
+
+def _resolve(base: Path, value: str) -> str:
+    if value.startswith("shopaug:"):
+        return value
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from shopaug import ShopData
+from shopaug.data.schema import PROVENANCE_NAMES
+from shopaug.errors import SchemaError
+
+
+def test_accessors_are_copies_that_never_change_the_bundle(sample):
+    before = sample.fingerprint()
+    items = sample.items
+    items.loc[0, "title"] = "changed"
+    items["new"] = 1
+    assert sample.items.loc[0, "title"] == "White ceramic mug"
+    assert "new" not in sample.items.columns
+    assert sample.fingerprint() == before
+
+
+def test_bundle_attributes_cannot_be_set(sample):
+    with pytest.raises(AttributeError, match="immutable"):
+        sample.grade_scale = "esci"
+
+
+def test_every_row_has_provenance_and_real_by_default(sample):
+    for name, df in sample.tables().items():
+        assert set(PROVENANCE_NAMES) <= set(df.columns), name
+        assert (df["origin"] == "real").all()
+
+
+def test_missing_required_column_names_missing_and_present():
+    with pytest.raises(SchemaError) as err:
+        ShopData(items=pd.DataFrame({"item_id": ["a"], "name": ["x"]}))
+    assert "['title']" in str(err.value) and "'name'" in str(err.value)
+
+
+def test_unknown_origin_is_rejected():
+    items = pd.DataFrame({"item_id": ["a"], "title": ["x"], "origin": ["made-up"]})
+    with pytest.raises(SchemaError, match="origin"):
+        ShopData(items=items)
+
+
+def test_append_synthetic_rows_keeps_them_apart(sample):
+    synthetic = pd.DataFrame({
+        "query_id": ["s1"], "text": ["white mug 350ml"], "origin": ["synthetic"],
+        "augmenter": ["doc2query"], "seed": [3], "quality_score": [0.8],
+    })
+    more = sample.append("queries", synthetic)
+    assert more.counts()["queries"] == sample.counts()["queries"] + 1
+    assert more.origin_counts()["queries"] == {"real": 4, "synthetic": 1}
+    assert more.synthetic().queries["text"].tolist() == ["white mug 350ml"]
+    assert more.real().fingerprint() == sample.fingerprint()
+
+
+def test_judgment_grades_map_to_gains(sample):
+    gains = dict(zip(sample.judgments["grade"], sample.judgments["gain"], strict=False))
+    assert gains == {"4": 1.0, "2": pytest.approx(1 / 3)}
+    assert sample.grade_scale == "1-4"
+
+
+def test_fingerprint_changes_with_content(sample):
+    other = sample.replace(items=sample.items.assign(price=1.0))
+    assert other.fingerprint() != sample.fingerprint()
+
+
+def test_save_load_round_trip(sample, tmp_path):
+    sample.save(tmp_path / "bundle")
+    again = ShopData.load(tmp_path / "bundle")
+    assert again.fingerprint() == sample.fingerprint()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_load_refuses_other_schema_major(sample, tmp_path):
+    import json
+
+    sample.save(tmp_path / "bundle")
+    meta = tmp_path / "bundle" / "shopdata.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "schema_version": "9.0"}))
+    with pytest.raises(SchemaError, match="schema version 9.0"):
+        ShopData.load(tmp_path / "bundle")
+
+
+def test_repr_shows_counts(sample):
+    assert "items=6" in repr(sample)
