@@ -77,7 +77,7 @@ def test_load_refuses_other_schema_major(sample, tmp_path):
     sample.save(tmp_path / "bundle")
     meta = tmp_path / "bundle" / "shopdata.json"
     meta.write_text(json.dumps({**json.loads(meta.read_text()), "schema_version": "9.0"}))
-    with pytest.raises(SchemaError, match="schema version 9.0"):
+    with pytest.raises(SchemaError, match=r"schema version 9\.0"):
         ShopData.load(tmp_path / "bundle")
 
 

@@ -153,7 +153,9 @@ def test_every_problem_is_listed_in_one_error(native_dir):
     (native_dir / "items.csv").write_text("item_id,title,price\ni1,,x\ni2,Cushion,1\n"
                                           "i3,J,1\ni4,T,1\ni5,G,1\n")
     (native_dir / "queries.csv").write_bytes(b"query_id,text\nq1,\xff\nq2,c\nq3,t\nq4,d\n")
-    err = pytest.raises(DataValidationError, shopaug.load, native_dir).value
+    with pytest.raises(DataValidationError) as info:
+        shopaug.load(native_dir)
+    err = info.value
     kinds = {p.kind for p in err.problems}
     assert {"empty", "bad_number", "encoding"} <= kinds
     assert all(p.fix for p in err.problems)
@@ -211,3 +213,16 @@ def test_unknown_loader_option_is_a_config_error(native_dir):
 def test_unknown_format_is_named():
     with pytest.raises(LookupError, match="no loader named 'parquetish'"):
         shopaug.load(".", format="parquetish")
+
+
+def test_grade_off_the_scale_names_its_row(native_dir):
+    with (native_dir / "judgments.csv").open("a") as fh:
+        fh.write("q3,i1,9\n")
+    msg = _error(native_dir, grade_scale="1-4")
+    assert "judgments.csv row 8, column 'grade': grade not on the '1-4' scale (got '9')" in msg
+
+
+def test_grades_no_scale_explains_are_one_clear_problem(native_dir):
+    (native_dir / "judgments.csv").write_text("query_id,item_id,grade\nq1,i1,great\n")
+    msg = _error(native_dir)
+    assert "cannot tell the grade scale" in msg and "grade_scale" in msg

@@ -109,7 +109,9 @@ def test_esci_bad_label_is_reported_with_row_and_can_be_quarantined(tmp_path: Pa
                           quarantine_dir=str(tmp_path / "q"))
     assert ("0", "B002") not in grades(result.data)
     assert result.data.counts()["judgments"] == 3
-    assert result.report.quarantined == {"unparsed records": 1}
+    assert result.report.quarantined == {"judgments": 1}
+    bad = pd.read_csv(tmp_path / "q" / "judgments.quarantine.csv")
+    assert bad["grade"].tolist() == ["X"] and "not on the 'esci' scale" in bad["_reason"][0]
 
 
 # -- WANDS --------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
+    # ruff: noqa: F401 - names for type checkers; the runtime resolves them lazily
     from shopaug import registry
     from shopaug.data.bundle import ShopData
     from shopaug.data.loaders import LoadResult, load

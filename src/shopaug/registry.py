@@ -29,7 +29,8 @@ def _group(kind: str) -> str:
     try:
         return GROUPS[kind]
     except KeyError:
-        raise RegistryError(f"unknown component kind {kind!r}; kinds are {sorted(GROUPS)}") from None
+        raise RegistryError(
+            f"unknown component kind {kind!r}; kinds are {sorted(GROUPS)}") from None
 
 
 @cache

@@ -132,7 +132,7 @@ def check_component(cls: type[Component], data: ShopData | None = None,
         out = _runner(cls(config or {}))(empty, 0)
     except ShopAugError:
         passed.append("empty_input_clear_error")
-    except Exception as exc:  # noqa: BLE001 - the point is to catch unclear errors
+    except Exception as exc:
         raise ConformanceError(
             f"empty_input: raised {type(exc).__name__}: {exc} instead of a ShopAugError "
             "or an empty result") from exc

@@ -81,7 +81,8 @@ def read_table(
             if kind == "jsonl":
                 df = _read_jsonl(text, problems, label)
             else:
-                df = _read_delimited(text, sep or ("\t" if kind == "tsv" else None), problems, label)
+                sep = sep or ("\t" if kind == "tsv" else None)
+                df = _read_delimited(text, sep, problems, label)
     except OSError as exc:
         problems.append(Problem(label, f"cannot read the file: {exc}", "a readable file",
                                 "check the file's permissions", kind="unreadable", fatal=True))
@@ -150,7 +151,8 @@ def _decode(raw: bytes, encoding: str, problems: list[Problem], label: str) -> s
             end = len(raw) if end < 0 else end
             problems.append(Problem(
                 label, f"bytes that are not valid {encoding} at line {line}",
-                f"{encoding} text", UTF8_FIX, row=line - 1, value=repr(raw[bad : min(bad + 8, end)]),
+                f"{encoding} text", UTF8_FIX, row=line - 1,
+                value=repr(raw[bad : min(bad + 8, end)]),
                 kind="encoding",
             ))
             reported += 1

@@ -272,8 +272,9 @@ class QuerySplit(Splitter):
     def split(self, data: ShopData, seed: int = 0) -> Split:
         queries = data.queries
         if not len(queries):
-            raise SchemaError("the by_query split needs queries and judgments. Fix: load a "
-                              "search data set (native queries/judgments, crowdflower, esci, wands)")
+            raise SchemaError(
+                "the by_query split needs queries and judgments. Fix: load a search data set "
+                "(native queries/judgments, crowdflower, esci, wands)")
         groups = normalise_query(queries["text"])
         unique = np.sort(groups.unique())
         rng = np.random.default_rng(seed)

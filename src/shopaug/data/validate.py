@@ -33,7 +33,7 @@ def _report_rows(
 ) -> None:
     if not mask.any():
         return
-    values = df.loc[mask, source] if source in df.columns else pd.Series(index=df.index[mask])
+    values = df.loc[mask, column] if column in df.columns else pd.Series(index=df.index[mask])
     for row, value in zip(df.loc[mask, ROW].tolist(), values.tolist(), strict=True):
         problems.append(Problem(label, problem, expected, fix, row=int(row), column=source,
                                 value=None if _isna(value) else str(value)[:200], kind=kind))
@@ -88,7 +88,7 @@ def _from_epoch(seconds_or_ms: pd.Series) -> pd.Series:
     return pd.to_datetime(seconds_or_ms, unit=unit, errors="coerce").astype("datetime64[us]")
 
 
-def _to_json_text(value: object) -> str | None | float:
+def _to_json_text(value: object) -> str | float | None:
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     if not isinstance(value, list) and _isna(value):
@@ -207,3 +207,34 @@ def check_references(
                  f"{column} whose row in {parent_label} has a problem",
                  f"a valid row in {parent_label}", f"fix that row of {parent_label}",
                  "bad_parent")
+
+
+def check_grades(
+    judgments: pd.DataFrame, scale_name: str | None, problems: list[Problem],
+    fatal: list[Problem], label: str, source: str = "grade",
+) -> None:
+    """Every grade must be on the configured scale (or one inferred from the values).
+
+    Off-scale grades are row problems; values no scale explains are one fatal problem.
+    """
+    from shopaug.data.grades import SCALES, get_scale, infer_scale
+    from shopaug.errors import ConfigError
+
+    present = ~_blank(judgments["grade"])
+    if not present.any():
+        return
+    if scale_name is None:
+        try:
+            scale = infer_scale(judgments.loc[present, "grade"].unique())
+        except ConfigError as exc:
+            fatal.append(Problem(label, str(exc).split(";")[0], f"grades on one of the scales "
+                                 f"{sorted(SCALES)}", "set grade_scale in the data config",
+                                 column=source, kind="bad_grade", fatal=True))
+            return
+    else:
+        scale = get_scale(scale_name)
+    bad = present & scale.gain_of(judgments["grade"]).isna()
+    _report_rows(judgments, bad, problems, label, "grade", source,
+                 f"grade not on the {scale.name!r} scale", f"one of {scale.labels}",
+                 "correct the grade, or set grade_scale to the scale the file uses",
+                 "bad_grade")

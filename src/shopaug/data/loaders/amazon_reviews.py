@@ -18,7 +18,6 @@ import pandas as pd
 
 from shopaug.data.io import ROW
 from shopaug.data.loaders.base import LoadContext, Loader, LoaderConfig
-from shopaug.data.loaders.esci import read_renamed
 from shopaug.data.problems import Problem
 
 SUFFIXES = (".jsonl", ".jsonl.gz")
@@ -119,9 +118,9 @@ class AmazonReviewsLoader(Loader):
         reviews_path, meta_path = self._files(ctx)
         if reviews_path is None or meta_path is None:
             return {}
-        meta = read_renamed(ctx, "items", meta_path, required=("parent_asin", "title"),
+        meta = ctx.read("items", meta_path, required=("parent_asin", "title"),
                             rename={"parent_asin": "item_id"})
-        reviews = read_renamed(ctx, "interactions", reviews_path,
+        reviews = ctx.read("interactions", reviews_path,
                                required=("user_id", "parent_asin", "timestamp", "rating"),
                                rename={"parent_asin": "item_id", "rating": "value"})
         raw: dict[str, pd.DataFrame] = {}

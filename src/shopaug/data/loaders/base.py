@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
+from pydantic import Field
 
 from shopaug.components import Component, ComponentConfig
 from shopaug.data.bundle import ShopData
 from shopaug.data.io import ROW, read_table
 from shopaug.data.problems import Problem, format_problems
 from shopaug.data.schema import TABLES
-from shopaug.data.validate import check_references, validate_table
+from shopaug.data.validate import check_grades, check_references, validate_table
 from shopaug.errors import DataValidationError
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class LoaderConfig(ComponentConfig):
     quarantine_dir: str | None = None
     encoding: str = "utf-8"
     #: per table, your column name -> shopaug's, e.g. {"items": {"sku": "item_id"}}
-    columns: dict[str, dict[str, str]] = {}
+    columns: dict[str, dict[str, str]] = Field(default_factory=dict)
     #: grade scale of the judgments ('1-4', '0-3', 'esci', 'wands', 'binary'); inferred if unset
     grade_scale: str | None = None
 
@@ -98,28 +99,46 @@ class LoadContext:
 
     def read(self, table: str, path: Path, required: tuple[str, ...] = (),
              sep: str | None = None, rename: dict[str, str] | None = None) -> pd.DataFrame | None:
-        """Read ``path`` as ``table``; ``rename`` maps the format's names to canonical ones
-        (user mappings from the config are applied on top)."""
-        mapping = {**(rename or {}), **self.config.columns.get(table, {})}
+        """Read ``path`` as ``table``.
+
+        The user's ``columns:`` mapping for the table is applied first; ``required``
+        names the columns of the format's own layout (so a missing-column message
+        speaks the file's language); ``rename`` then maps those onto shopaug's names.
+        """
+        user = self.config.columns.get(table, {})
+        rename = rename or {}
         df = read_table(path, self.problems, encoding=self.config.encoding, sep=sep,
                         label=path.name)
         self.labels[table] = path.name
         if df is None:
             return None
-        df = df.rename(columns=mapping)
-        self.sources[table] = {canon: src for src, canon in mapping.items()}
+        original = [c for c in df.columns if c != ROW]
+        df = df.rename(columns=user)
         missing = [c for c in required if c not in df.columns]
         if missing:
-            have = [c for c in df.columns if c != ROW]
-            shown = [self.sources[table].get(c, c) for c in missing]
+            hint = next(iter(missing))
             self.problems.append(Problem(
-                path.name, f"missing required column(s) {shown}", f"columns {list(required)}",
+                path.name, f"missing required column(s) {missing}", f"columns {list(required)}",
                 f"add them, or map your column names with `columns: {{{table}: {{your_name: "
-                f"{missing[0]}}}}}` in the data config; the file has {have}",
+                f"{hint}}}}}` in the data config; the file has {original}",
                 kind="missing_column", fatal=True,
             ))
             return None
-        return df
+        # canonical name -> the name in the user's file, for messages
+        back = {v: k for k, v in user.items()}
+        self.sources[table] = {rename.get(c, c): back.get(c, c) for c in df.columns if c != ROW}
+        return df.rename(columns=rename)
+
+    def require_directory(self, needs: str) -> bool:
+        """Report (fatally) a data path that is not a directory; True when it is one."""
+        if self.path.is_dir():
+            return True
+        self.problems.append(Problem(
+            str(self.path), "not a directory" if self.path.exists() else "directory not found",
+            f"a directory with {needs}", "point the data path at the directory that holds them",
+            kind="missing_file", fatal=True,
+        ))
+        return False
 
     def cleaned(self, reason: str, n: int) -> None:
         """Count rows removed by documented, intended cleaning."""
@@ -149,17 +168,26 @@ def finalize(raw: dict[str, pd.DataFrame], ctx: LoadContext, fmt: str) -> LoadRe
     config = ctx.config
     per_table: dict[str, list[Problem]] = defaultdict(list)
     typed: dict[str, pd.DataFrame] = {}
-    # A row whose bytes did not decode was still parsed: it belongs to its table's
-    # problems, so it is quarantined with the table's other bad rows.
-    row_level = [p for p in ctx.problems if p.row is not None and p.kind == "encoding"]
-    for p in row_level:
-        for name, df in raw.items():
-            if ctx.labels.get(name) == p.file and p.row in set(df[ROW]):
+    # A row-level problem found while reading (undecodable bytes, a bad grade) whose
+    # row was still parsed belongs to that table: it is quarantined with the table's
+    # other bad rows. The rest (records that never became rows) stay unparsed.
+    rows_of = {name: set(df[ROW]) for name, df in raw.items()}
+    attached = []
+    for p in ctx.problems:
+        if p.row is None or p.fatal:
+            continue
+        for name in raw:
+            if ctx.labels.get(name) == p.file and p.row in rows_of[name]:
                 per_table[name].append(p)
-    ctx.problems = [p for p in ctx.problems if p not in row_level]
+                attached.append(p)
+    ctx.problems = [p for p in ctx.problems if p not in attached]
     for name, df in raw.items():
         typed[name] = validate_table(df, TABLES[name], per_table[name],
                                      ctx.labels.get(name, name), ctx.sources.get(name))
+    if "judgments" in typed:
+        check_grades(typed["judgments"], config.grade_scale, per_table["judgments"],
+                     ctx.problems, ctx.labels.get("judgments", "judgments"),
+                     ctx.sources.get("judgments", {}).get("grade", "grade"))
     fatal = [p for p in ctx.problems if p.fatal]
     if fatal or "items" not in typed:
         if "items" not in typed and not fatal:
@@ -231,7 +259,7 @@ def _quarantine(raw: dict[str, pd.DataFrame], per_table: dict[str, list[Problem]
         if not reasons:
             continue
         bad = raw[name][raw[name][ROW].isin(reasons)].copy()
-        bad["_reason"] = bad[ROW].map(lambda r: "; ".join(reasons[r]))
+        bad["_reason"] = ["; ".join(reasons[r]) for r in bad[ROW]]
         bad.insert(0, "_file", ctx.labels.get(name, name))
         path = out_dir / f"{name}.quarantine.csv"
         atomic_write_bytes(path, bad.to_csv(index=False).encode("utf-8"))

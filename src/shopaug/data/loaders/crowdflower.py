@@ -16,7 +16,6 @@ import pandas as pd
 
 from shopaug.data.io import ROW
 from shopaug.data.loaders.base import LoadContext, Loader, LoaderConfig
-from shopaug.data.loaders.esci import read_renamed, set_aside_bad_grades
 from shopaug.data.problems import Problem
 
 FILE = "train.csv"
@@ -61,7 +60,7 @@ class CrowdFlowerLoader(Loader):
                 "'crowdflower-search-relevance' (test.csv has no grades)",
                 kind="missing_file", fatal=True))
             return {}
-        df = read_renamed(ctx, "judgments", path, sep=",",
+        df = ctx.read("judgments", path, sep=",",
                           required=("id", "query", "product_title", "product_description",
                                     "median_relevance"),
                           rename={"median_relevance": "grade"})
@@ -92,8 +91,7 @@ class CrowdFlowerLoader(Loader):
         if "relevance_variance" in df.columns:
             cols.insert(3, "relevance_variance")
             df = self._variance(ctx, df, label)
-        judgments = set_aside_bad_grades(ctx, df[cols], label,
-                                         src.get("grade", "median_relevance"))
+        judgments = df[cols]
         dup = judgments["query_id"].notna() & judgments.duplicated(["query_id", "item_id"])
         ctx.cleaned("duplicate judged pairs (same query and product; first kept)",
                     int(dup.sum()))

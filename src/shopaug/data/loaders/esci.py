@@ -11,15 +11,12 @@ as grades on the ``esci`` scale; the ESCI ``split`` is kept as ``esci_split``.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 
-from shopaug.data.grades import get_scale
 from shopaug.data.io import ROW
 from shopaug.data.loaders.base import LoadContext, Loader, LoaderConfig
-from shopaug.data.problems import Problem
 
 EXAMPLES = "shopping_queries_dataset_examples.parquet"
 PRODUCTS = "shopping_queries_dataset_products.parquet"
@@ -33,48 +30,6 @@ class EsciConfig(LoaderConfig):
     version: Literal["small", "large"] = "small"
     #: values of the ``split`` column to keep ('train', 'test'); None keeps all
     splits: list[str] | None = None
-
-
-def require_directory(ctx: LoadContext, needs: str) -> bool:
-    """Report (fatally) a path that is not a directory; True when it is one."""
-    if ctx.path.is_dir():
-        return True
-    ctx.problems.append(Problem(
-        str(ctx.path), "not a directory" if ctx.path.exists() else "directory not found",
-        f"a directory with {needs}", "point the data path at the directory that holds them",
-        kind="missing_file", fatal=True,
-    ))
-    return False
-
-
-def read_renamed(ctx: LoadContext, table: str, path: Path, required: tuple[str, ...],
-                 rename: dict[str, str], sep: str | None = None) -> pd.DataFrame | None:
-    """``ctx.read`` checking the format's own column names, renamed afterwards, so a
-    missing-column message lists the names the file really has."""
-    df = ctx.read(table, path, required=required, sep=sep)
-    if df is None:
-        return None
-    user = ctx.sources.get(table, {})
-    ctx.sources[table] = {**user, **{canon: user.get(src, src) for src, canon in rename.items()}}
-    return df.rename(columns=rename)
-
-
-def set_aside_bad_grades(ctx: LoadContext, df: pd.DataFrame, label: str,
-                         source: str) -> pd.DataFrame:
-    """Report grades that are not on the configured scale (with their source row) and
-    return the other rows; the reported rows are quarantined as unparsed records."""
-    if not ctx.config.grade_scale or not len(df):
-        return df
-    scale = get_scale(ctx.config.grade_scale)
-    present = df["grade"].notna() & df["grade"].astype("str").str.strip().ne("")
-    bad = present & scale.gain_of(df["grade"]).isna()
-    for row, value in zip(df.loc[bad, ROW].tolist(), df.loc[bad, "grade"].tolist(), strict=True):
-        ctx.problems.append(Problem(
-            label, f"grade not on the {scale.name!r} scale", f"one of {scale.labels}",
-            "correct the grade, or set grade_scale to the scale the file uses",
-            row=int(row), column=source, value=str(value), kind="bad_grade",
-        ))
-    return df[~bad]
 
 
 def _attributes(color: object, bullets: object) -> str | None:
@@ -96,17 +51,15 @@ class EsciLoader(Loader):
 
     def read(self, ctx: LoadContext) -> dict[str, pd.DataFrame]:
         config: EsciConfig = ctx.config  # type: ignore[assignment]
-        if not require_directory(ctx, f"{EXAMPLES} and {PRODUCTS}"):
+        if not ctx.require_directory(f"{EXAMPLES} and {PRODUCTS}"):
             return {}
         version_col = f"{config.version}_version"
-        examples = read_renamed(
-            ctx, "judgments", ctx.path / EXAMPLES,
+        examples = ctx.read("judgments", ctx.path / EXAMPLES,
             required=("query_id", "query", "product_id", "esci_label", "product_locale",
                       version_col, *(("split",) if config.splits is not None else ())),
             rename={"query": "text", "product_id": "item_id", "esci_label": "grade"},
         )
-        products = read_renamed(
-            ctx, "items", ctx.path / PRODUCTS,
+        products = ctx.read("items", ctx.path / PRODUCTS,
             required=("product_id", "product_title", "product_locale"),
             rename={"product_id": "item_id", "product_title": "title",
                     "product_description": "description", "product_brand": "brand"},
@@ -148,7 +101,7 @@ class EsciLoader(Loader):
         ctx.sources["queries"] = {"query_id": src.get("query_id", "query_id"),
                                   "text": src.get("text", "query")}
         judgments = df[["query_id", "item_id", "grade", ROW]]
-        judgments = set_aside_bad_grades(ctx, judgments, label, src.get("grade", "esci_label"))
+        judgments = judgments
         return queries.reset_index(drop=True), judgments.reset_index(drop=True)
 
     @staticmethod

@@ -50,6 +50,8 @@ class OnlineRetailLoader(Loader):
                            ("InvoiceDate", "timestamp"), ("InvoiceNo", "str"),
                            ("StockCode", "str"), ("CustomerID", "str"), ("Description", "str")):
             coerce(df, col, dtype, ctx.problems, label)
+        # CustomerID is a float in the published files (17850.0): ids are its integer text
+        df["CustomerID"] = df["CustomerID"].str.replace(r"\.0$", "", regex=True)
         unusable = df["Quantity"].isna() | df["UnitPrice"].isna() | df["InvoiceDate"].isna()
         df = df[~unusable]  # reported as problems by coerce (and quarantined as unparsed)
 

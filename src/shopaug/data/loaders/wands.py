@@ -17,11 +17,6 @@ import pandas as pd
 
 from shopaug.data.io import ROW
 from shopaug.data.loaders.base import LoadContext, Loader, LoaderConfig
-from shopaug.data.loaders.esci import (
-    read_renamed,
-    require_directory,
-    set_aside_bad_grades,
-)
 from shopaug.data.problems import Problem
 
 FILES = {"items": "product.csv", "queries": "query.csv", "judgments": "label.csv"}
@@ -86,7 +81,7 @@ class WandsLoader(Loader):
     Config = WandsConfig
 
     def read(self, ctx: LoadContext) -> dict[str, pd.DataFrame]:
-        if not require_directory(ctx, "WANDS product.csv, query.csv and label.csv"):
+        if not ctx.require_directory("WANDS product.csv, query.csv and label.csv"):
             return {}
         missing = [f for f in FILES.values() if not (ctx.path / f).is_file()]
         for name in missing:
@@ -99,14 +94,14 @@ class WandsLoader(Loader):
             ))
         if missing:
             return {}
-        products = read_renamed(ctx, "items", ctx.path / FILES["items"], sep="\t",
+        products = ctx.read("items", ctx.path / FILES["items"], sep="\t",
                                 required=("product_id", "product_name"),
                                 rename={"product_id": "item_id", "product_name": "title",
                                         "product_description": "description",
                                         "product_class": "category"})
-        queries = read_renamed(ctx, "queries", ctx.path / FILES["queries"], sep="\t",
+        queries = ctx.read("queries", ctx.path / FILES["queries"], sep="\t",
                                required=("query_id", "query"), rename={"query": "text"})
-        labels = read_renamed(ctx, "judgments", ctx.path / FILES["judgments"], sep="\t",
+        labels = ctx.read("judgments", ctx.path / FILES["judgments"], sep="\t",
                               required=("query_id", "product_id", "label"),
                               rename={"product_id": "item_id", "label": "grade"})
         raw: dict[str, pd.DataFrame] = {}
@@ -119,7 +114,5 @@ class WandsLoader(Loader):
             raw["queries"] = queries[[c for c in ("query_id", "text", "query_class", ROW)
                                       if c in queries.columns]]
         if labels is not None:
-            source = ctx.sources["judgments"].get("grade", "label")
-            raw["judgments"] = set_aside_bad_grades(
-                ctx, labels[["query_id", "item_id", "grade", ROW]], FILES["judgments"], source)
+            raw["judgments"] = labels[["query_id", "item_id", "grade", ROW]]
         return raw
