@@ -26,11 +26,11 @@ class ComponentConfig(BaseModel):
 def format_validation_error(where: str, exc: ValidationError) -> str:
     lines = [f"invalid {where}:"]
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check its spelling; see the docs for the allowed keys)"
-        lines.append(f"  - {loc}: {msg}")
+        lines.append(f"  - {loc}: {msg}" if loc else f"  - {msg}")
     return "\n".join(lines)
 
 

@@ -109,10 +109,9 @@ class PipelineConfig(_Strict):
         for kind, spec, where in checks:
             try:
                 registry.create(kind, spec.name, spec.config)
-            except ConfigError as exc:
-                raise ValueError(f"{where}: {exc}") from None
-            except LookupError as exc:
-                raise ValueError(f"{where}: {exc}") from None
+            except (ConfigError, LookupError) as exc:
+                nested = str(exc).replace("\n", "\n    ")
+                raise ValueError(f"{where}: {nested}") from None
         labels = [m.display for m in self.models]
         if len(set(labels)) != len(labels):
             raise ValueError(f"models share a name {labels}: give each a distinct `label:`")

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+import shopaug
+from shopaug import ConfigError, PipelineConfig
+from shopaug.cli import main
+from shopaug.datasets import demo_config_path
+
+
+def _config(tmp_path: Path, native_dir: Path, **extra) -> Path:
+    values = {"name": "t", "data": {"path": str(native_dir)},
+              "split": {"name": "temporal", "config": {"test_days": 20}},
+              "models": [{"name": "popularity"}], "output": str(tmp_path / "runs"),
+              "progress": False, **extra}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def test_unknown_top_level_key_is_an_error(tmp_path, native_dir):
+    with pytest.raises(ConfigError, match="modles: unknown key"):
+        PipelineConfig.from_yaml(_config(tmp_path, native_dir, modles=[]))
+
+
+def test_unknown_key_inside_a_component_fails_before_any_work(tmp_path, native_dir):
+    path = _config(tmp_path, native_dir,
+                   models=[{"name": "popularity", "config": {"wieght": "users"}}])
+    with pytest.raises(ConfigError, match=r"(?s)models\[0\].*wieght: unknown key"):
+        PipelineConfig.from_yaml(path)
+
+
+def test_unknown_component_and_loader_option(tmp_path, native_dir):
+    with pytest.raises(ConfigError, match="no recommender named 'magic'"):
+        PipelineConfig.from_yaml(_config(tmp_path, native_dir, models=[{"name": "magic"}]))
+    with pytest.raises(ConfigError, match="on_bad_row"):
+        PipelineConfig.from_yaml(_config(
+            tmp_path, native_dir, data={"path": str(native_dir), "on_bad_row": "quarantine"}))
+
+
+def test_duplicate_model_names_need_labels(tmp_path, native_dir):
+    path = _config(tmp_path, native_dir, models=[{"name": "popularity"}, {"name": "popularity"}])
+    with pytest.raises(ConfigError, match="label"):
+        PipelineConfig.from_yaml(path)
+
+
+def test_fingerprint_is_canonical_and_ignores_output(tmp_path, native_dir):
+    a = PipelineConfig.from_yaml(_config(tmp_path, native_dir))
+    b = a.model_copy(update={"output": "elsewhere", "progress": True})
+    assert a.fingerprint() == b.fingerprint()
+    c = PipelineConfig.from_yaml(_config(tmp_path, native_dir, seeds=[1]))
+    assert c.fingerprint() != a.fingerprint()
+    again = PipelineConfig.from_dict(yaml.safe_load(a.to_yaml()))
+    assert again == a and again.fingerprint() == a.fingerprint()
+
+
+def test_relative_paths_are_relative_to_the_config(tmp_path, native_dir):
+    path = _config(tmp_path, native_dir, data={"path": "shop"}, output="out")
+    config = PipelineConfig.from_yaml(path)
+    assert config.data.path == str(native_dir) and config.output == str(tmp_path / "out")
+
+
+def test_run_writes_artifacts_and_run_card(tmp_path, native_dir):
+    result = shopaug.run(_config(tmp_path, native_dir))
+    files = {p.name for p in result.run_dir.iterdir()}
+    assert {"config.yaml", "run_card.json", "metrics.json", "metrics.csv"} <= files
+    card = json.loads((result.run_dir / "run_card.json").read_text())
+    assert card["fingerprint"].startswith(result.run_dir.name.split("-")[-1])
+    assert card["counts"]["interactions"] == 8
+    assert card["versions"]["schema"] == "1.0"
+    assert {"load", "split", "fit:popularity"} <= set(card["timings_seconds"])
+    assert card["splits"]["0"]["sizes"]["test"]["interactions"] > 0
+    metrics = pd.read_csv(result.run_dir / "metrics.csv")
+    assert set(metrics["slice"]) >= {"all"} and "ndcg@10" in metrics.columns
+    leftovers = [p for p in (tmp_path / "runs").iterdir() if p.name.startswith(".")]
+    assert not leftovers
+
+
+def test_a_failing_run_leaves_no_artifact_directory(tmp_path, native_dir):
+    (native_dir / "items.csv").write_text("item_id,title\ni1,\n")
+    with pytest.raises(shopaug.DataValidationError):
+        shopaug.run(_config(tmp_path, native_dir))
+    runs = tmp_path / "runs"
+    assert not runs.exists() or not list(runs.iterdir())
+
+
+def test_quarantined_rows_land_in_the_run_directory(tmp_path, native_dir):
+    with (native_dir / "items.csv").open("a") as fh:
+        fh.write("i9,,,,,,\n")
+    path = _config(tmp_path, native_dir,
+                   data={"path": str(native_dir), "on_bad_rows": "quarantine"})
+    result = shopaug.run(path)
+    assert (result.run_dir / "quarantine" / "items.quarantine.csv").is_file()
+    assert result.card["load"]["quarantined"] == {"items": 1}
+
+
+def test_demo_config_runs_on_the_shipped_data(tmp_path):
+    result = shopaug.run(demo_config_path(), output=tmp_path, progress=False)
+    summary = result.summary()
+    hr = summary.loc[("popularity_lines", "all"), "hr@10"]
+    assert 0.2 < hr < 0.6  # top-10 popular hits about a third of last baskets
+    assert result.card["load"]["cleaning"]["guest lines without CustomerID"] > 0
+
+
+def test_cli_demo_prints_metrics_and_path(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "popularity_lines" in out and "hr@10" in out and "run written to" in out
+
+
+def test_cli_run_and_clear_error_exit(tmp_path, native_dir, capsys):
+    assert main(["run", str(_config(tmp_path, native_dir))]) == 0
+    bad = _config(tmp_path, native_dir, modles=[])
+    assert main(["run", str(bad)]) == 2
+    assert "unknown key" in capsys.readouterr().err
+
+
+def test_cli_data_inspect(native_dir, capsys):
+    assert main(["data", "inspect", str(native_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "interactions" in out and "timestamp:datetime64[us]" in out
+    (native_dir / "items.csv").write_text("item_id,title\ni1,\n")
+    assert main(["data", "inspect", str(native_dir)]) == 1
+    assert "column 'title': empty value" in capsys.readouterr().err
+
+
+def test_cli_inspect_with_options(native_dir, capsys):
+    with (native_dir / "items.csv").open("a") as fh:
+        fh.write("i9,,,,,,\n")
+    code = main(["data", "inspect", str(native_dir), "--option", "on_bad_rows=quarantine",
+                 "--option", f"quarantine_dir={native_dir / 'q'}"])
+    assert code == 0 and "quarantined: 1 items rows" in capsys.readouterr().out
+
+
+def test_cli_components_lists_builtins(capsys):
+    assert main(["components"]) == 0
+    out = capsys.readouterr().out
+    assert "online_retail" in out and "leave_last_basket" in out and "popularity" in out
