@@ -46,8 +46,8 @@ class RunResult:
 
     def summary(self) -> pd.DataFrame:
         """Mean of each metric per model and slice over seeds."""
-        return self.metrics.groupby(["model", "slice"], sort=False)[
-            [c for c in self.metrics.columns if "@" in c]].mean()
+        cols = ["users", *(c for c in self.metrics.columns if "@" in c)]
+        return self.metrics.groupby(["model", "slice"], sort=False)[cols].mean()
 
 
 class _Timings(dict):
