@@ -50,6 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     sub.add_parser("components", help="list registered components by kind")
+
+    cache = sub.add_parser("cache", help="inspect or prune the LLM answer cache")
+    cache.add_argument("--path", help="cache file (default: $SHOPAUG_CACHE_DIR or "
+                       "~/.cache/shopaug/llm-cache.sqlite)")
+    cache_sub = cache.add_subparsers(dest="cache_command", metavar="SUBCOMMAND")
+    cache_sub.add_parser("info", help="entries, size and models")
+    prune = cache_sub.add_parser("prune", help="delete cached answers")
+    prune.add_argument("--older-than-days", type=float)
+    prune.add_argument("--model", help="engine:model or model name")
+    prune.add_argument("--all", action="store_true", help="delete everything")
     return parser
 
 
@@ -103,6 +113,18 @@ def _components() -> int:
     return 0
 
 
+def _cache(args: argparse.Namespace) -> int:
+    from shopaug.llm.cache import LLMCache
+
+    cache = LLMCache(args.path)
+    if args.cache_command == "prune":
+        n = cache.prune(older_than_days=args.older_than_days, model=args.model,
+                        everything=args.all)
+        print(f"deleted {n:,} cached answers")
+    print(cache.info())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -119,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command == "components":
             return _components()
+        if args.command == "cache":
+            return _cache(args)
     except ShopAugError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -24,9 +24,15 @@ from pydantic import (
 from shopaug.components import format_validation_error
 from shopaug.errors import ConfigError
 from shopaug.fingerprint import fingerprint
+from shopaug.llm.config import LLMConfig
 
 #: keys that change where or how loudly a run happens, not what it computes
 _NOT_FINGERPRINTED = {"output", "progress"}
+#: llm keys that change how answers are fetched, not which answers (the cache key
+#: covers the model, prompts and sampling)
+_LLM_NOT_FINGERPRINTED = {"cache", "use_cache", "progress", "concurrency", "timeout",
+                          "max_retries", "batch_size", "n_threads", "budget",
+                          "price_prompt_per_1k", "price_completion_per_1k", "api_key_env"}
 
 
 class _Strict(BaseModel):
@@ -90,6 +96,7 @@ class PipelineConfig(_Strict):
         default_factory=lambda: [ComponentSpec(name="popularity")])
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     seeds: list[int] = Field(default_factory=lambda: [0])
+    llm: LLMConfig = Field(default_factory=LLMConfig)
     executor: Literal["local"] = "local"
     output: str = "runs"
     progress: bool = True
@@ -120,7 +127,9 @@ class PipelineConfig(_Strict):
         return self
 
     def fingerprint(self) -> str:
-        return fingerprint(self.model_dump(mode="json", exclude=_NOT_FINGERPRINTED))
+        return fingerprint(self.model_dump(
+            mode="json", exclude={**dict.fromkeys(_NOT_FINGERPRINTED, True),
+                                  "llm": _LLM_NOT_FINGERPRINTED}))
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -11,7 +11,7 @@ import logging
 import platform
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -24,18 +24,31 @@ from shopaug.data.bundle import ShopData
 from shopaug.data.schema import SCHEMA_VERSION
 from shopaug.data.split import Split
 from shopaug.evaluate.rec import evaluate_recommender
+from shopaug.llm.client import LLM
+from shopaug.llm.config import LLMConfig
 from shopaug.pipeline.config import PipelineConfig
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass
 class RunContext:
-    """What a stage may know about the run it is part of."""
+    """What a stage may know about the run it is part of. ``llm`` is built on first
+    use, so runs without LLM stages never load a model."""
 
     seed: int
     run_dir: Path
     progress: bool = True
+    llm_config: LLMConfig | None = None
+    _llm: LLM | None = field(default=None, repr=False)
+
+    @property
+    def llm(self) -> LLM:
+        if self._llm is None:
+            from shopaug.llm.config import build_llm
+
+            self._llm = build_llm(self.llm_config)
+        return self._llm
 
 
 @dataclass(frozen=True)
@@ -98,8 +111,10 @@ def run(config: PipelineConfig | str | Path, *, output: str | Path | None = None
         steps = [(s, m) for s in config.seeds for m in config.models]
         bar = tqdm(total=len(steps), desc=f"{config.name}", disable=not config.progress,
                    unit="model")
+        shared_llm: LLM | None = None
         for seed in config.seeds:
-            ctx = RunContext(seed=seed, run_dir=tmp, progress=config.progress)
+            ctx = RunContext(seed=seed, run_dir=tmp, progress=config.progress,
+                             llm_config=config.llm, _llm=shared_llm)
             with timings.stage("split"):
                 parts: Split = registry.create(
                     "splitter", config.split.name, config.split.config).split(  # type: ignore[attr-defined]
@@ -117,6 +132,7 @@ def run(config: PipelineConfig | str | Path, *, output: str | Path | None = None
                         rows.append({"model": spec.display, "seed": seed, "slice": slice_name,
                                      **metrics})
                 bar.update()
+            shared_llm = ctx._llm  # one engine and ledger for the whole run
         bar.close()
         metrics = pd.DataFrame(rows)
         card = {
@@ -125,6 +141,7 @@ def run(config: PipelineConfig | str | Path, *, output: str | Path | None = None
             "timings_seconds": dict(timings), "load": loaded.report.to_dict(),
             "counts": data.counts(), "splits": {str(k): v for k, v in splits.items()},
             "metrics": metrics.to_dict("records"),
+            "llm": shared_llm.ledger.to_dict() if shared_llm else None,
         }
         atomic_write_text(tmp / "config.yaml", config.to_yaml())
         atomic_write_json(tmp / "run_card.json", card)

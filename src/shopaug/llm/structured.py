@@ -1,0 +1,160 @@
+"""Structured output: parse JSON from an answer, repair what is repairable,
+validate against the request's schema, retry with a new seed, and record what
+still fails in an errors table (one bad answer never stops a run)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from shopaug.llm.client import BUDGET_ERROR, LLM
+from shopaug.llm.types import ChatRequest, ChatResponse
+
+#: seed offset between attempts; a new seed is a new cache key, so retries are real
+RETRY_SEED_STEP = 1_000_003
+
+
+class ParseError(ValueError):
+    pass
+
+
+def _balanced_end(text: str, start: int) -> int | None:
+    """Index after the bracket that closes ``text[start]``, respecting strings."""
+    depth, in_str, escaped = 0, False, False
+    for i in range(start, len(text)):
+        ch = text[i]
+        if in_str:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return None
+
+
+def _close_truncated(fragment: str) -> str:
+    """Close the strings and brackets of an answer cut off by max_tokens."""
+    stack, in_str, escaped = [], False, False
+    for ch in fragment:
+        if in_str:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+        elif ch in "}]" and stack:
+            stack.pop()
+    fixed = fragment + ('"' if in_str else "")
+    fixed = re.sub(r",\s*$", "", fixed.rstrip())
+    return fixed + "".join(reversed(stack))
+
+
+def parse_json(text: str) -> Any:
+    """The first JSON object or array in ``text``, repairing common small-model slips:
+    code fences, prose around the JSON, trailing commas, smart quotes, truncation."""
+    cleaned = text.replace("\u201c", '"').replace("\u201d", '"')
+    cleaned = re.sub(r"```(?:json)?", "", cleaned)
+    starts = [i for i in (cleaned.find("{"), cleaned.find("[")) if i >= 0]
+    if not starts:
+        raise ParseError("no JSON object in the answer")
+    start = min(starts)
+    end = _balanced_end(cleaned, start)
+    fragment = cleaned[start:end] if end else _close_truncated(cleaned[start:])
+    for candidate in (fragment, re.sub(r",\s*([}\]])", r"\1", fragment)):
+        try:
+            return json.loads(candidate)
+        except ValueError:
+            continue
+    raise ParseError("the answer's JSON is malformed beyond repair")
+
+
+def validate(value: Any, schema: dict[str, Any] | None) -> None:
+    if not schema:
+        return
+    import jsonschema
+
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError as exc:
+        path = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        raise ParseError(f"does not match the schema at {path}: {exc.message}") from None
+
+
+@dataclass(frozen=True)
+class StructuredResult:
+    request: ChatRequest
+    value: Any
+    response: ChatResponse
+    attempts: int
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def generate_structured(
+    llm: LLM, requests: Sequence[ChatRequest], stage: str = "llm", retries: int = 2,
+    check: Callable[[ChatRequest, Any], None] | None = None,
+) -> list[StructuredResult]:
+    """Answers parsed and validated; failed ones retried with a new seed.
+
+    ``check`` may raise ``ValueError`` for answers that are valid JSON but
+    unacceptable (e.g. a query copying the title); those are retried too.
+    """
+    results: list[StructuredResult | None] = [None] * len(requests)
+    todo = list(range(len(requests)))
+    for attempt in range(retries + 1):
+        if not todo:
+            break
+        asked = [_with_seed(requests[i], attempt) for i in todo]
+        answers = llm.generate(asked, stage=stage)
+        still = []
+        for i, request, response in zip(todo, asked, answers, strict=True):
+            try:
+                if response.error is not None:
+                    raise ParseError(response.error)
+                value = parse_json(response.text)
+                validate(value, request.schema_dict)
+                if check is not None:
+                    check(request, value)
+                results[i] = StructuredResult(requests[i], value, response, attempt + 1)
+            except (ParseError, ValueError) as exc:
+                results[i] = StructuredResult(requests[i], None, response, attempt + 1, str(exc))
+                if response.error is None or not response.error.startswith(BUDGET_ERROR):
+                    still.append(i)
+        todo = still
+    return [r for r in results if r is not None]
+
+
+def _with_seed(request: ChatRequest, attempt: int) -> ChatRequest:
+    return request if attempt == 0 else replace(request, seed=request.seed
+                                                + attempt * RETRY_SEED_STEP)
+
+
+def errors_table(results: Sequence[StructuredResult], stage: str):
+    """A DataFrame of failed requests: what was asked, what came back, and why."""
+    import pandas as pd
+
+    rows = [{"stage": stage, "request_id": r.request.request_id, "attempts": r.attempts,
+             "reason": r.error, "prompt": r.request.messages[-1][1] if r.request.messages else "",
+             "answer": r.response.text} for r in results if not r.ok]
+    return pd.DataFrame(rows, columns=["stage", "request_id", "attempts", "reason", "prompt",
+                                       "answer"])
