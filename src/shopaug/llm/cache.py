@@ -138,7 +138,7 @@ class LLMCache:
         self._conn.execute("VACUUM")
         return int(deleted)
 
-    def keys(self) -> Iterable[str]:
+    def iter_keys(self) -> Iterable[str]:
         return (row[0] for row in self._conn.execute("SELECT key FROM responses"))
 
     def close(self) -> None:

@@ -31,6 +31,9 @@ class LLMConfig(BaseModel):
     concurrency: int = 8
     timeout: float = 60.0
     max_retries: int = 4
+    backoff: float = 0.5
+    #: structured output: json_schema response_format, json_object, or prompt-only
+    json_mode: Literal["schema", "object", "off"] = "schema"
     # shared
     cache: str | None = None
     use_cache: bool = True
@@ -57,7 +60,8 @@ def build_engine(config: LLMConfig) -> Engine:
         return OpenAICompatEngine(base_url=config.base_url, model=config.model,
                                   api_key_env=config.api_key_env,
                                   concurrency=config.concurrency, timeout=config.timeout,
-                                  max_retries=config.max_retries)
+                                  max_retries=config.max_retries, backoff=config.backoff,
+                                  json_mode=config.json_mode)
     from shopaug.llm.llamacpp import LlamaCppEngine
 
     return LlamaCppEngine(model_path=config.model_path, n_threads=config.n_threads,

@@ -67,6 +67,18 @@ def _retry_after(headers: httpx.Headers) -> float | None:
         return None
 
 
+def _rejects_format(response: httpx.Response) -> bool:
+    """Did the server refuse our ``response_format``? llama-cpp-python's server says so
+    with a 500 (its validation errors are not mapped to 400), others with 400/422."""
+    if response.status_code not in (400, 422, 500):
+        return False
+    text = response.text.lower()
+    if response.status_code == 500:
+        return "response_format" in text
+    return any(word in text for word in ("response_format", "json_schema", "json_object",
+                                         "schema"))
+
+
 def _snippet(response: httpx.Response, limit: int = 300) -> str:
     text = response.text.strip().replace("\n", " ")
     return text[:limit] + ("..." if len(text) > limit else "")
@@ -197,15 +209,13 @@ class OpenAICompatEngine(Engine):
             state["reached"] = True
             status = response.status_code
             self._raise_fatal(response)
-            if status in _RETRY_STATUS or status >= 500:
-                raise _Retryable(f"HTTP {status}: {_snippet(response)}",
-                                 retry_after=_retry_after(response.headers))
-            if status in (400, 422) and request.schema is not None and step < 3 and any(
-                    word in response.text.lower()
-                    for word in ("response_format", "json_schema", "json_object", "schema")):
+            if request.schema is not None and step < 3 and _rejects_format(response):
                 if self._json_step == step:  # concurrent rejections step down only once
                     self._json_step = step + 1
                 continue
+            if status in _RETRY_STATUS or status >= 500:
+                raise _Retryable(f"HTTP {status}: {_snippet(response)}",
+                                 retry_after=_retry_after(response.headers))
             if status >= 400:
                 raise _RowError(f"HTTP {status}: {_snippet(response)}")
             try:

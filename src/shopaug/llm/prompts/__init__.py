@@ -9,6 +9,7 @@ template can never serve an answer made with the old text.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -106,7 +107,7 @@ def _tokens(text: str) -> list[str]:
     text = text.lower()
     words = re.findall(r"[a-z0-9]+", text)
     han = re.findall(r"[\u4e00-\u9fff]", text)  # Chinese: characters and their bigrams
-    return words + han + [a + b for a, b in zip(han, han[1:], strict=False)]
+    return words + han + [a + b for a, b in itertools.pairwise(han)]
 
 
 class ExampleSelector:

@@ -1,0 +1,80 @@
+"""The embedded engine with the real SmolLM2-135M model (short, marked ``llm``)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("llama_cpp")
+
+from shopaug.llm import (  # noqa: E402
+    LLM,
+    ChatRequest,
+    EngineError,
+    LLMCache,
+    PromptTemplate,
+    Sampling,
+    generate_structured,
+)
+from shopaug.llm.llamacpp import LlamaCppEngine, smollm2_path  # noqa: E402
+
+pytestmark = pytest.mark.llm
+
+EXAMPLES = [({"title": "REGENCY CAKESTAND 3 TIER"},
+             {"queries": ["cake stand", "3 tier cake stand"]})]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    with LlamaCppEngine(n_ctx=2048, parallel=3) as e:
+        yield e
+
+
+def _requests(titles, max_tokens=40):
+    template = PromptTemplate.load("search_queries", "en")
+    return [template.request({"title": t}, EXAMPLES, k=2, seed=i, request_id=t,
+                             sampling=Sampling(max_tokens=max_tokens))
+            for i, t in enumerate(titles)]
+
+
+def test_model_ships_in_the_package_and_has_an_identity(engine):
+    assert smollm2_path().suffix == ".gguf"
+    name, digest = engine.model_id.split("#")
+    assert name == "SmolLM2-135M-Instruct.Q4_1.gguf" and len(digest) == 16
+
+
+def test_schema_answers_are_valid_json_and_deterministic(engine, tmp_path):
+    titles = ["JUMBO BAG RED RETROSPOT", "PARTY BUNTING", "ALARM CLOCK BAKELIKE RED",
+              "LUNCH BAG RED RETROSPOT"]
+    seen = []
+    out = engine.generate(_requests(titles), on_result=lambda i, r: seen.append(i))
+    assert sorted(seen) == [0, 1, 2, 3]
+    assert all(r.ok and r.completion_tokens > 0 and r.prompt_tokens > 50 for r in out)
+    llm = LLM(engine, LLMCache(tmp_path / "c.sqlite"), progress=False)
+    results = generate_structured(llm, _requests(titles), retries=1)
+    assert sum(r.ok for r in results) >= 3  # grammar-constrained; truncation may cost one
+    for r in results:
+        if r.ok:
+            assert isinstance(r.value["queries"], list)
+    again = engine.generate(_requests(titles))
+    assert [r.text for r in again] == [r.text for r in out]  # same seeds, same batch
+
+
+def test_cached_rerun_makes_no_engine_call(engine, tmp_path):
+    llm = LLM(engine, LLMCache(tmp_path / "c.sqlite"), progress=False)
+    first = llm.generate(_requests(["PARTY BUNTING"], max_tokens=16))
+    second = llm.generate(_requests(["PARTY BUNTING"], max_tokens=16))
+    assert not first[0].cached and second[0].cached and second[0].text == first[0].text
+
+
+def test_a_prompt_too_long_is_a_row_error_not_a_crash():
+    with LlamaCppEngine(n_ctx=256, parallel=2) as small:
+        long = ChatRequest.chat([("user", "mug " * 400)], sampling=Sampling(max_tokens=8))
+        short = ChatRequest.chat([("user", "Say hi")], sampling=Sampling(max_tokens=4))
+        out = small.generate([long, short])
+    assert out[0].error and "n_ctx" in out[0].error
+    assert out[1].ok
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path):
+    with pytest.raises(EngineError, match="GGUF model not found"):
+        LlamaCppEngine(model_path=tmp_path / "nope.gguf")
