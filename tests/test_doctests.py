@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["shopaug.data.bundle", "shopaug.data.loaders", "shopaug.data.split",
+MODULES = ["shopaug.data.bundle", "shopaug.data.loaders", "shopaug.data.split", "shopaug.llm",
            "shopaug.testing"]
 
 

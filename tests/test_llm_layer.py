@@ -253,3 +253,64 @@ def test_unwritable_cache_location_is_a_clear_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(Exception, match="cannot open the LLM cache"):
         LLMCache(blocker / "sub" / "c.sqlite")
+
+
+def test_cli_cache_info_and_prune(tmp_path, capsys):
+    from shopaug.cli import main
+
+    path = tmp_path / "c.sqlite"
+    LLM(FakeEngine(), LLMCache(path), progress=False).generate(_requests(3))
+    assert main(["cache", "--path", str(path), "info"]) == 0
+    assert "3 answers" in capsys.readouterr().out
+    assert main(["cache", "--path", str(path), "prune"]) == 2
+    assert "prune needs" in capsys.readouterr().err
+    assert main(["cache", "--path", str(path), "prune", "--all"]) == 0
+    assert "deleted 3 cached answers" in capsys.readouterr().out
+
+
+def test_pipeline_stages_share_one_llm_and_the_ledger_lands_in_the_run_card(
+        tmp_path, native_dir):
+    import yaml
+
+    import shopaug
+    from shopaug import registry
+    from shopaug.components import Component, ComponentConfig
+
+    class AskLLM(Component):
+        """A minimal LLM augmenter: asks one question per item, adds nothing."""
+
+        kind, name = "augmenter", "ask_llm_test"
+        Config = ComponentConfig
+
+        def run(self, data, ctx):
+            requests = [ChatRequest.chat([("user", f"queries for {t}")])
+                        for t in data.items["title"]]
+            ctx.llm.generate(requests, stage="ask")
+            return data
+
+    registry.register("augmenter", AskLLM)
+    config = {"name": "llm", "data": {"path": str(native_dir)},
+              "split": {"name": "temporal", "config": {"test_days": 20}},
+              "augment": [{"name": "ask_llm_test"}], "seeds": [0, 1],
+              "llm": {"engine": "fake", "cache": str(tmp_path / "c.sqlite"),
+                      "price_prompt_per_1k": 1.0},
+              "output": str(tmp_path / "runs"), "progress": False}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(config))
+    card = shopaug.run(path).card
+    ask = card["llm"]["stages"]["ask"]
+    assert ask["requests"] == 10 and ask["cached"] == 5  # seed 1 reuses seed 0's answers
+    assert card["llm"]["total"]["cost"] > 0
+
+
+def test_llm_config_rejects_unknown_keys_and_fingerprint_ignores_plumbing(native_dir):
+    from shopaug import ConfigError, PipelineConfig
+
+    base = {"data": {"path": str(native_dir)}}
+    with pytest.raises(ConfigError, match=r"llm\.enigne: unknown key"):
+        PipelineConfig.from_dict({**base, "llm": {"enigne": "fake"}})
+    a = PipelineConfig.from_dict({**base, "llm": {"engine": "fake", "cache": "/tmp/a"}})
+    b = PipelineConfig.from_dict({**base, "llm": {"engine": "fake", "cache": "/tmp/b",
+                                                  "concurrency": 3}})
+    c = PipelineConfig.from_dict({**base, "llm": {"engine": "fake", "model_path": "x.gguf"}})
+    assert a.fingerprint() == b.fingerprint() != c.fingerprint()

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from shopaug.llm import (  # noqa: E402
+from shopaug.llm import (
     LLM,
     ChatRequest,
     EngineError,
@@ -15,7 +15,7 @@ from shopaug.llm import (  # noqa: E402
     Sampling,
     generate_structured,
 )
-from shopaug.llm.llamacpp import LlamaCppEngine, smollm2_path  # noqa: E402
+from shopaug.llm.llamacpp import LlamaCppEngine, smollm2_path
 
 pytestmark = pytest.mark.llm
 
