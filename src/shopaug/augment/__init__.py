@@ -1,0 +1,1 @@
+"""Augmenters: components that add synthetic rows (with provenance) to a bundle."""

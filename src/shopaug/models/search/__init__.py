@@ -1,0 +1,1 @@
+"""Search models: rank items for queries."""
