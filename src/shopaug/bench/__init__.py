@@ -1,0 +1,1 @@
+"""Benchmarks users run on their own data: ``shopaug bench search|rec``."""

@@ -1,0 +1,224 @@
+"""``shopaug bench search``: does augmentation make search rankers better on your data?
+
+Protocol. Queries are split by query (never by row) with several seeds. The
+synthetic data is generated once for the whole catalog: its few-shot examples
+come only from queries that are on the training side in *every* seed, so no
+seed's test queries ever reach a prompt. Each model is then trained on the
+real training judgments alone and on real + synthetic rows with the same
+protocol, and every variant is scored on the same test queries (reranking each
+query's judged candidates). Results: NDCG@10 mean with a 95% bootstrap interval
+over (seed, query) pairs, and paired differences augmented minus real.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from shopaug import registry
+from shopaug.artifacts import atomic_write_json
+from shopaug.data.bundle import ShopData
+from shopaug.data.split import Split, split
+from shopaug.evaluate.search import evaluate_search, query_slices
+from shopaug.evaluate.stats import bootstrap_mean, paired_difference, sign_test_p
+
+log = logging.getLogger(__name__)
+
+#: variant -> (registry name, config, trained on augmented data?)
+VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
+    "random": ("random", {}, False),
+    "bm25": ("bm25", {}, False),
+    "bm25_doc2query": ("bm25_doc2query", {}, True),
+    "biencoder_zeroshot": ("biencoder", {"fine_tune": False}, False),
+    "biencoder_real": ("biencoder", {"fine_tune": True, "use_synthetic": False}, False),
+    "biencoder_augmented": ("biencoder", {"fine_tune": True, "use_synthetic": True}, True),
+    "ltr_real": ("ltr", {"use_synthetic": False}, False),
+    "ltr_augmented": ("ltr", {"use_synthetic": True}, True),
+}
+#: augmented variant -> its real-only twin, for paired differences
+PAIRS = {"bm25_doc2query": "bm25", "biencoder_augmented": "biencoder_real",
+         "ltr_augmented": "ltr_real"}
+
+DEFAULT_AUGMENT: list[dict[str, Any]] = [
+    {"name": "synthetic_queries",
+     "config": {"k": 3, "max_tokens": 48, "description_chars": 100}},
+]
+DEFAULT_FILTERS: list[dict[str, Any]] = [
+    {"name": "copy_title", "config": {"drop_contained": False}}, {"name": "language"},
+    {"name": "dedup"},
+    {"name": "round_trip", "config": {"k": 50}},
+]
+
+
+@dataclass
+class SearchBenchConfig:
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    test_fraction: float = 0.3
+    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    augment: list[dict[str, Any]] = field(default_factory=lambda: list(DEFAULT_AUGMENT))
+    filters: list[dict[str, Any]] = field(default_factory=lambda: list(DEFAULT_FILTERS))
+    #: per-variant config overrides, e.g. {"biencoder_augmented": {"epochs": 2}}
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    n_boot: int = 2000
+    progress: bool = True
+
+
+def stable_train_queries(data: ShopData, seeds: list[int], test_fraction: float) -> set[str]:
+    """Query ids on the training side of every seed's split: the only safe few-shot pool."""
+    sides = [set(split(data, "by_query", seed=s, test_fraction=test_fraction)
+                 .train.queries["query_id"]) for s in seeds]
+    return set.intersection(*sides)
+
+
+def generate(data: ShopData, cfg: SearchBenchConfig, ctx) -> tuple[ShopData, pd.DataFrame]:
+    """Synthetic rows for the whole catalog, then filters; returns (synthetic-only bundle,
+    filter report)."""
+    pool = stable_train_queries(data, cfg.seeds, cfg.test_fraction)
+    queries = data.queries[data.queries["query_id"].isin(pool)]
+    judgments = data.judgments[data.judgments["query_id"].isin(pool)]
+    gen = data.replace(queries=queries, judgments=judgments)
+    report = []
+    for spec in cfg.augment:
+        start = time.perf_counter()
+        gen = registry.create("augmenter", spec["name"], spec.get("config", {})).run(gen, ctx)
+        log.info("augmenter %s: %.1fs", spec["name"], time.perf_counter() - start)
+    before = gen.synthetic().counts()["queries"]
+    for spec in cfg.filters:
+        component = registry.create("filter", spec["name"], spec.get("config", {}))
+        gen = component.run(gen, ctx)
+        rep = getattr(component, "report_", {}) or {}
+        report.append({"filter": spec["name"], "removed": rep.get("removed"),
+                       "kept": rep.get("kept"), "reasons": json.dumps(rep.get("reasons", {}))})
+    log.info("filters kept %d of %d synthetic queries", gen.synthetic().counts()["queries"],
+             before)
+    return gen.synthetic(), pd.DataFrame(report)
+
+
+def _with_synthetic(train: ShopData, synthetic: ShopData) -> ShopData:
+    out = train
+    for table in ("queries", "judgments"):
+        rows = synthetic.table(table)
+        if len(rows):
+            out = out.append(table, rows)
+    return out
+
+
+def run_variants(data: ShopData, synthetic: ShopData, cfg: SearchBenchConfig
+                 ) -> tuple[pd.DataFrame, dict[int, dict[str, set[str]]], dict[str, float]]:
+    """Per (variant, seed, query) metrics; slices per seed; seconds per variant."""
+    from tqdm.auto import tqdm
+
+    rows, slices, seconds = [], {}, {}
+    bar = tqdm(total=len(cfg.seeds) * len(cfg.variants), desc="search bench", unit="fit",
+               disable=not cfg.progress)
+    for seed in cfg.seeds:
+        parts: Split = split(data, "by_query", seed=seed, test_fraction=cfg.test_fraction)
+        slices[seed] = query_slices(parts)
+        augmented = _with_synthetic(parts.train, synthetic)
+        for variant in cfg.variants:
+            name, config, uses_aug = VARIANTS[variant]
+            config = {**config, **cfg.overrides.get(variant, {})}
+            bar.set_postfix_str(f"seed {seed} {variant}")
+            start = time.perf_counter()
+            model = registry.create("search_model", name, config)
+            model.fit(augmented if uses_aug else parts.train, seed=seed)  # type: ignore[attr-defined]
+            per_query = evaluate_search(model, parts)
+            seconds[variant] = seconds.get(variant, 0.0) + time.perf_counter() - start
+            per_query = per_query.reset_index().assign(variant=variant, seed=seed)
+            rows.append(per_query)
+            bar.update()
+    bar.close()
+    return pd.concat(rows, ignore_index=True), slices, seconds
+
+
+def summarize(per_query: pd.DataFrame, slices: dict[int, dict[str, set[str]]],
+              n_boot: int = 2000, metric: str = "ndcg@10") -> dict[str, Any]:
+    """Mean and interval per variant and slice, and paired differences."""
+    def in_slice(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+        keep = [q in slices[s].get(name, set()) for s, q in zip(frame["seed"], frame["query_id"],
+                                                                 strict=True)]
+        return frame[keep]
+
+    out: dict[str, Any] = {"metric": metric, "variants": {}, "paired": {}}
+    slice_names = sorted({n for per_seed in slices.values() for n in per_seed})
+    for variant, frame in per_query.groupby("variant", sort=False):
+        out["variants"][variant] = {
+            name: bootstrap_mean(in_slice(frame, name)[metric], n_boot).to_dict()
+            for name in slice_names
+        }
+        out["variants"][variant]["all_metrics"] = {
+            c: float(frame[c].mean()) for c in frame.columns if "@" in c}
+    indexed = per_query.set_index(["seed", "query_id"])
+    for aug, real in PAIRS.items():
+        if aug not in out["variants"] or real not in out["variants"]:
+            continue
+        a = indexed[indexed["variant"] == aug][metric]
+        b = indexed[indexed["variant"] == real][metric]
+        out["paired"][f"{aug} - {real}"] = {
+            name: {**paired_difference(
+                a[[q in slices[s].get(name, set()) for s, q in a.index]],
+                b, n_boot).to_dict(), "sign_test_p": sign_test_p(a, b)}
+            for name in slice_names
+        }
+    if "bm25" in out["variants"]:
+        b = indexed[indexed["variant"] == "bm25"][metric]
+        for variant in out["variants"]:
+            if variant != "bm25":
+                a = indexed[indexed["variant"] == variant][metric]
+                out["paired"][f"{variant} - bm25"] = {
+                    "all": paired_difference(a, b, n_boot).to_dict()}
+    return out
+
+
+def write_table(summary: dict[str, Any]) -> str:
+    """A plain-text table of the summary for the terminal and the closing notes."""
+    lines = [f"{'variant':<22}{'NDCG@10':>9}  95% CI            cold_items"]
+    for variant, res in summary["variants"].items():
+        a, c = res["all"], res.get("cold_items", {})
+        lines.append(f"{variant:<22}{a['mean']:>9.4f}  [{a['lo']:.4f}, {a['hi']:.4f}]  "
+                     f"{c.get('mean', float('nan')):.4f}")
+    lines.append("")
+    for pair, res in summary["paired"].items():
+        a = res["all"]
+        mark = "*" if a["excludes_zero"] else " "
+        lines.append(f"{pair:<40}{a['mean']:+.4f} [{a['lo']:+.4f}, {a['hi']:+.4f}]{mark}")
+    return "\n".join(lines)
+
+
+def run_search_benchmark(data: ShopData, out_dir: str | Path, cfg: SearchBenchConfig,
+                         llm_config=None, llm=None) -> dict[str, Any]:
+    """Run the benchmark; ``llm`` (an `LLM`) overrides the one built from ``llm_config``."""
+    from shopaug.pipeline.runner import RunContext
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    ctx = RunContext(seed=0, run_dir=out_dir, progress=cfg.progress, llm_config=llm_config,
+                     _llm=llm)
+    start = time.perf_counter()
+    needs_aug = any(VARIANTS[v][2] for v in cfg.variants)
+    synthetic, filter_report = (generate(data, cfg, ctx) if needs_aug
+                                else (ShopData(items=data.items.iloc[:0]), pd.DataFrame()))
+    timings["augment"] = time.perf_counter() - start
+    per_query, slices, seconds = run_variants(data, synthetic, cfg)
+    timings.update({f"fit+eval:{k}": v for k, v in seconds.items()})
+    summary = summarize(per_query, slices, cfg.n_boot)
+    summary["timings_seconds"] = {k: round(v, 2) for k, v in timings.items()}
+    summary["synthetic_counts"] = synthetic.counts()
+    summary["seeds"] = cfg.seeds
+    summary["llm"] = ctx._llm.ledger.to_dict() if ctx._llm is not None else None
+    per_query.to_csv(out_dir / "per_query.csv", index=False)
+    synthetic.queries.merge(synthetic.judgments[["query_id", "item_id", "gain"]], on="query_id",
+                            how="left").merge(data.items[["item_id", "title"]], on="item_id",
+                                              how="left").to_csv(out_dir / "generated_queries.csv",
+                                                                 index=False)
+    filter_report.to_csv(out_dir / "filter_report.csv", index=False)
+    atomic_write_json(out_dir / "metrics.json", summary)
+    (out_dir / "summary.txt").write_text(write_table(summary) + "\n")
+    return summary

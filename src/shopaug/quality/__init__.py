@@ -1,0 +1,1 @@
+"""Quality filters for synthetic rows."""

@@ -1,0 +1,87 @@
+"""``shopaug bench search`` end to end on a small CrowdFlower-format fixture, with the
+deterministic fake LLM and the cheap model variants."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+import shopaug
+from shopaug.bench.search import SearchBenchConfig, run_search_benchmark, stable_train_queries
+from shopaug.llm import LLM, FakeEngine, LLMCache
+
+CHEAP = ["random", "bm25", "bm25_doc2query"]
+
+# Hand-written rows in the CrowdFlower layout: 8 queries x 4 products.
+PRODUCTS = {
+    "wine rack": ["Oak wall wine rack 6 bottles", "Metal countertop wine holder",
+                  "Stainless steel ice bucket", "Bamboo bath mat"],
+    "led tv": ["40 inch LED HDTV 1080p", "Samsung 32 inch smart LED TV", "TV wall mount bracket",
+               "Garden hose 50 ft"],
+    "running shoes": ["Nike Revolution running shoe men", "Trail runner sneaker women",
+                      "Cotton ankle socks 6 pack", "Ceramic coffee mug"],
+    "coffee maker": ["12 cup drip coffee maker", "Single serve pod coffee machine",
+                     "Paper coffee filters 200 count", "Yoga mat purple"],
+    "office chair": ["Ergonomic mesh office chair", "Leather executive desk chair",
+                     "Chair floor mat clear", "Tennis racket"],
+    "bluetooth speaker": ["Portable waterproof bluetooth speaker", "Mini wireless speaker",
+                          "USB charging cable 6 ft", "Dog leash red"],
+    "baby stroller": ["Lightweight umbrella baby stroller", "Jogging stroller all terrain",
+                      "Stroller rain cover", "Kitchen knife set"],
+    "gaming mouse": ["RGB wired gaming mouse 16000 dpi", "Wireless gaming mouse",
+                     "Large mouse pad", "Flower pot ceramic"],
+}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    rows, n = [], 0
+    for query, titles in PRODUCTS.items():
+        for title, grade in zip(titles, [4, 3, 2, 1], strict=True):
+            n += 1
+            rows.append({"id": n, "query": query, "product_title": title,
+                         "product_description": "", "median_relevance": grade,
+                         "relevance_variance": 0.0})
+    path = tmp_path_factory.mktemp("cf") / "train.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return shopaug.load(path, format="crowdflower").data
+
+
+def _run(data, tmp_path, engine):
+    cfg = SearchBenchConfig(seeds=[0, 1], test_fraction=0.4, variants=CHEAP, progress=False,
+                            n_boot=200)
+    llm = LLM(engine, LLMCache(tmp_path / "c.sqlite"), progress=False)
+    return run_search_benchmark(data, tmp_path / "out", cfg, llm=llm)
+
+
+def test_bench_writes_every_variant_with_intervals(data, tmp_path):
+    engine = FakeEngine()
+    summary = _run(data, tmp_path, engine)
+    assert set(summary["variants"]) == set(CHEAP)
+    for res in summary["variants"].values():
+        assert res["all"]["lo"] <= res["all"]["mean"] <= res["all"]["hi"]
+    assert "bm25_doc2query - bm25" in summary["paired"]
+    written = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert written["variants"].keys() == summary["variants"].keys()
+    generated = pd.read_csv(tmp_path / "out" / "generated_queries.csv")
+    assert len(generated) and (generated["origin"] == "synthetic").all()
+    assert (tmp_path / "out" / "filter_report.csv").is_file()
+    assert engine.calls > 0
+
+
+def test_no_test_query_of_any_seed_reaches_a_prompt(data, tmp_path):
+    asked = []
+
+    def spy(request):
+        asked.append(" ".join(c for _, c in request.messages))
+        from shopaug.llm.fake import default_responder
+
+        return default_responder(request)
+
+    _run(data, tmp_path, FakeEngine(spy))
+    pool = stable_train_queries(data, [0, 1], 0.4)
+    test_texts = set(data.queries.loc[~data.queries["query_id"].isin(pool), "text"])
+    prompts = "\n".join(asked)
+    assert test_texts and not [t for t in test_texts if f'"{t}"' in prompts]

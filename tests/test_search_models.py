@@ -1,0 +1,272 @@
+"""Search models on a tiny hand-made catalog: the conformance checks of
+``shopaug.testing`` written out (its runner has no search_model kind yet), plus one
+behavioural check per model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from shopaug.data.bundle import ShopData
+from shopaug.errors import ConfigError, ShopAugError
+from shopaug.evaluate.ranking import per_group_metrics
+from shopaug.models.search.biencoder import BiEncoder, distinct_batches, training_pairs
+from shopaug.models.search.lexical import (
+    BM25,
+    BM25Doc2Query,
+    RandomRanker,
+    bm25_negatives,
+    synthetic_expansions,
+    tokenize,
+)
+from shopaug.models.search.ltr import LambdaMART
+
+ITEMS = [
+    ("i01", "White ceramic mug", "kitchen", "Large coffee mug, dishwasher safe"),
+    ("i02", "Glass tea cup", "kitchen", "Clear glass cup with saucer"),
+    ("i03", "Stainless steel travel mug", "kitchen", "Keeps coffee hot for hours"),
+    ("i04", "Garden gnome", "garden", "Resin gnome figure with red hat"),
+    ("i05", "Red heart cushion", "home", "Soft cushion for the sofa"),
+    ("i06", "Blue denim jacket", "fashion", "Classic jeans jacket"),
+    ("i07", "纯棉T恤 男款", "fashion", "纯棉 短袖"),
+    ("i08", "陶瓷咖啡杯", "kitchen", "白色 陶瓷 杯子"),
+    ("i09", "不锈钢保温杯", "kitchen", None),
+    ("i10", "Wooden cutting board", "kitchen", "Oak chopping board"),
+    ("i11", "Leather wallet", "fashion", "Brown leather card wallet"),
+    ("i12", "Scented candle jar", "home", "Vanilla candle in a glass jar"),
+]
+REAL = {
+    "q1": ("coffee mug", {"i01": 4, "i03": 3, "i02": 2, "i04": 1, "i10": 1, "i12": 1}),
+    "q2": ("tea cup", {"i02": 4, "i01": 2, "i08": 2, "i05": 1, "i11": 1}),
+    "q3": ("denim jacket", {"i06": 4, "i07": 2, "i11": 1, "i05": 1}),
+    "q4": ("咖啡杯", {"i08": 4, "i01": 3, "i09": 2, "i07": 1}),
+    "q5": ("garden decoration", {"i04": 4, "i05": 2, "i12": 2, "i10": 1}),
+    "q6": ("cutting board", {"i10": 4, "i11": 1, "i03": 1, "i04": 1}),
+}
+# (query id, text, item, grade, quality): LLM-written queries for one item each
+SYNTHETIC = [
+    ("s1", "insulated thermos bottle", "i09", "4", 0.9),
+    ("s2", "lumberjack style outerwear", "i06", "4", 0.2),
+    ("s3", "chopping block for kitchen", "i10", "4", 0.8),
+    ("s4", "mug for espresso", "i01", "4", None),
+]
+
+
+def make_data() -> ShopData:
+    items = pd.DataFrame(ITEMS, columns=["item_id", "title", "category", "description"])
+    queries = [{"query_id": q, "text": t, "origin": "real"} for q, (t, _) in REAL.items()]
+    judgments = [{"query_id": q, "item_id": i, "grade": str(g), "origin": "real"}
+                 for q, (_, grades) in REAL.items() for i, g in grades.items()]
+    for qid, text, item, grade, quality in SYNTHETIC:
+        prov = {"origin": "synthetic", "augmenter": "test", "quality_score": quality}
+        queries.append({"query_id": qid, "text": text, **prov})
+        judgments.append({"query_id": qid, "item_id": item, "grade": grade, **prov})
+    # an LLM-judge pseudo-label on a real query (fractional gain)
+    judgments.append({"query_id": "q1", "item_id": "i08", "grade": "3",
+                      "origin": "synthetic", "augmenter": "judge", "quality_score": 0.7})
+    return ShopData(items=items, queries=pd.DataFrame(queries),
+                    judgments=pd.DataFrame(judgments), grade_scale="1-4")
+
+
+@pytest.fixture(scope="module")
+def data() -> ShopData:
+    return make_data()
+
+
+def real_candidates(data: ShopData) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    judg = data.judgments[data.judgments["origin"] == "real"]
+    queries = data.queries[data.queries["origin"] == "real"][["query_id", "text"]]
+    return queries, judg[["query_id", "item_id"]], judg[["query_id", "item_id", "gain"]]
+
+
+def ask(text: str, items: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return (pd.DataFrame({"query_id": ["x"], "text": [text]}),
+            pd.DataFrame({"query_id": "x", "item_id": items}))
+
+
+FAST = {
+    "random": (RandomRanker, {}),
+    "bm25": (BM25, {}),
+    "bm25_doc2query": (BM25Doc2Query, {"min_quality": 0.5, "repeat": 2}),
+    "biencoder_zero_shot": (BiEncoder, {"fine_tune": False}),
+    "ltr": (LambdaMART, {"n_estimators": 20}),
+}
+
+
+@pytest.mark.parametrize("key", list(FAST))
+def test_conformance(key: str, data: ShopData) -> None:
+    cls, config = FAST[key]
+    assert cls.kind == "search_model" and cls.name != "component"
+    model = cls(config)
+    spec = json.loads(json.dumps(model.to_dict()))
+    assert cls.from_dict(spec).config == model.config
+    assert cls.from_dict(yaml.safe_load(yaml.safe_dump(spec))).config == model.config
+    with pytest.raises(ConfigError):
+        cls({**config, "surely_not_a_key": 1})
+    with pytest.raises(ShopAugError):
+        cls(config).score(*ask("mug", ["i01"]))  # not fitted
+
+    queries, candidates, _ = real_candidates(data)
+    before = data.fingerprint()
+    first = model.fit(data, seed=0).rank(queries, candidates)
+    assert data.fingerprint() == before
+    assert list(first.columns) == ["query_id", "item_id", "rank", "score"]
+    merged = first.merge(candidates, on=["query_id", "item_id"], how="outer", indicator=True)
+    assert (merged["_merge"] == "both").all() and len(first) == len(candidates)
+    for _, group in first.groupby("query_id"):
+        assert group["rank"].tolist() == list(range(1, len(group) + 1))
+    assert np.isfinite(first["score"]).all()
+
+    second = cls(config).fit(data, seed=0).rank(queries, candidates)
+    pd.testing.assert_frame_equal(first, second, check_exact=False, rtol=1e-5)
+
+    empty = model.rank(queries, candidates.head(0))
+    assert empty.empty and list(empty.columns) == ["query_id", "item_id", "rank", "score"]
+
+
+@pytest.mark.parametrize("key", ["random", "bm25", "bm25_doc2query", "biencoder_zero_shot"])
+def test_fits_on_a_bundle_without_queries(key: str, data: ShopData) -> None:
+    cls, config = FAST[key]
+    ranked = cls(config).fit(ShopData(items=data.items)).rank(*ask("mug", ["i01", "i04"]))
+    assert sorted(ranked["rank"]) == [1, 2]
+
+
+def test_ltr_without_judgments_is_a_clear_error(data: ShopData) -> None:
+    with pytest.raises(ShopAugError, match="judged queries"):
+        LambdaMART(biencoder_zero_shot=False).fit(ShopData(items=data.items))
+
+
+def test_tokenize_is_language_agnostic() -> None:
+    assert tokenize("T恤 男款, Ｃａｆé-au_lait 42") == ["t", "恤", "男", "款", "café", "au",
+                                                     "lait", "42"]
+
+
+def test_random_depends_on_seed_not_on_order(data: ShopData) -> None:
+    queries, candidates, _ = real_candidates(data)
+    a = RandomRanker().fit(data, 1).score(queries, candidates)
+    b = RandomRanker().fit(data, 1).score(queries, candidates.iloc[::-1])
+    assert np.allclose(a.to_numpy(), b.sort_index().to_numpy())
+    assert not np.allclose(a, RandomRanker().fit(data, 2).score(queries, candidates))
+
+
+def test_bm25_ranks_exact_title_first(data: ShopData) -> None:
+    ranked = BM25().fit(data).rank(*ask("Blue denim jacket", [i for i, *_ in ITEMS]))
+    assert ranked.iloc[0]["item_id"] == "i06"
+    ranked = BM25().fit(data).rank(*ask("保温杯", ["i01", "i08", "i09"]))
+    assert ranked.iloc[0]["item_id"] == "i09"
+
+
+def test_doc2query_matches_through_synthetic_queries(data: ShopData) -> None:
+    question = ask("thermos", ["i01", "i03", "i09"])
+    plain = BM25().fit(data).rank(*question)
+    assert plain.iloc[0]["item_id"] != "i09" and (plain["score"] == 0).all()
+    expanded = BM25Doc2Query().fit(data).rank(*question)
+    assert expanded.iloc[0]["item_id"] == "i09" and expanded.iloc[0]["score"] > 0
+
+
+def test_doc2query_quality_filter_and_no_synthetic(data: ShopData) -> None:
+    question = ask("lumberjack", ["i05", "i06"])
+    assert BM25Doc2Query().fit(data).score(*question).iloc[1] > 0
+    assert BM25Doc2Query(min_quality=0.5).fit(data).score(*question).iloc[1] == 0
+    exp = synthetic_expansions(data)
+    assert set(exp["item_id"]) == {"i01", "i06", "i09", "i10"}  # not the judge label on q1
+    real = data.real()
+    queries, candidates, _ = real_candidates(data)
+    pd.testing.assert_frame_equal(BM25().fit(real).rank(queries, candidates),
+                                  BM25Doc2Query().fit(real).rank(queries, candidates))
+
+
+def test_bm25_negatives_exclude_positives(data: ShopData) -> None:
+    bm25 = BM25().fit(data)
+    synth = data.queries[data.queries["origin"] == "synthetic"]
+    positives = data.judgments[["query_id", "item_id"]]
+    neg = bm25_negatives(bm25, synth, positives, 3, seed=0)
+    assert neg.groupby("query_id").size().eq(3).all() and len(neg) == 3 * len(synth)
+    assert neg.merge(positives, on=["query_id", "item_id"]).empty
+    pd.testing.assert_frame_equal(neg, bm25_negatives(bm25, synth, positives, 3, seed=0))
+
+
+def test_training_pairs_and_distinct_batches(data: ShopData) -> None:
+    pairs = training_pairs(data)
+    assert len(pairs) == len(data.judgments) and pairs["query"].notna().all()
+    assert set(training_pairs(data, use_synthetic=False)["origin"]) == {"real"}
+    assert len(training_pairs(data, max_pairs=5, seed=3)) == 5
+    batches = distinct_batches(pairs, batch_size=4, seed=0)
+    for batch in batches:
+        assert 1 < len(batch) <= 4
+        assert pairs.loc[batch, "query"].is_unique and pairs.loc[batch, "item"].is_unique
+
+
+def test_biencoder_zero_shot_understands_meaning(data: ShopData) -> None:
+    ranked = BiEncoder(fine_tune=False).fit(data).rank(*ask("coffee cup", ["i04", "i01"]))
+    assert ranked["item_id"].tolist() == ["i01", "i04"]
+
+
+@pytest.mark.parametrize("config", [{}, {"loss": "cosine", "use_synthetic": False}])
+def test_biencoder_fine_tunes(config: dict, data: ShopData) -> None:
+    queries, candidates, _ = real_candidates(data)
+    model = BiEncoder(batch_size=4, **config).fit(data, seed=0)
+    assert model.n_train_pairs_ > 0
+    ranked = model.rank(queries, candidates)
+    assert len(ranked) == len(candidates)
+    assert ranked.groupby("query_id")["rank"].apply(lambda r: sorted(r) == list(
+        range(1, len(r) + 1))).all()
+    again = BiEncoder(batch_size=4, **config).fit(data, seed=0).rank(queries, candidates)
+    pd.testing.assert_frame_equal(ranked, again, check_exact=False, rtol=1e-4)
+
+
+def test_ltr_beats_random_on_training_queries(data: ShopData) -> None:
+    queries, candidates, truth = real_candidates(data)
+    ltr = LambdaMART(min_child_samples=2).fit(data, seed=0)
+
+    def ndcg(model) -> float:
+        ranked = model.rank(queries, candidates)
+        return per_group_metrics(ranked, truth, (10,), group="query_id")["ndcg@10"].mean()
+
+    chance = np.mean([ndcg(RandomRanker().fit(data, seed)) for seed in range(5)])
+    assert ndcg(ltr) > chance
+    assert {"bm25", "bm25_doc2query", "cos_zero_shot", "title_jaccard"} <= set(
+        ltr.feature_names_)
+    assert ltr.feature_importances().index.isin(ltr.feature_names_).all()
+
+
+def test_ltr_synthetic_groups_and_judge_feature(data: ShopData) -> None:
+    real_only = LambdaMART(use_synthetic=False, biencoder_zero_shot=False,
+                           n_estimators=10).fit(data)
+    with_synth = LambdaMART(biencoder_zero_shot=False, negatives_per_synthetic=3,
+                            n_estimators=10).fit(data)
+    assert "bm25_doc2query" not in real_only.feature_names_
+    assert with_synth.n_groups_ == real_only.n_groups_ + len(SYNTHETIC)
+    assert with_synth.n_rows_ == real_only.n_rows_ + 1 + len(SYNTHETIC) * (1 + 3)
+    judg = data.judgments.assign(judge_score=np.linspace(0, 1, len(data.judgments)))
+    judged = LambdaMART(biencoder_zero_shot=False, n_estimators=10).fit(
+        data.replace(judgments=judg))
+    assert "judge_score" in judged.feature_names_
+    queries, candidates, _ = real_candidates(data)
+    assert len(judged.rank(queries, candidates)) == len(candidates)  # column absent: NaN
+
+
+@pytest.mark.slow
+def test_crossencoder_trains_and_ranks(data: ShopData) -> None:
+    from shopaug.models.search.crossencoder import CrossEncoderRanker
+
+    queries, candidates, _ = real_candidates(data)
+    before = data.fingerprint()
+    model = CrossEncoderRanker(batch_size=8).fit(data, seed=0)
+    assert data.fingerprint() == before
+    assert model.n_train_pairs_ == len(data.judgments) + 3 * len(SYNTHETIC)
+    ranked = model.rank(queries, candidates)
+    assert len(ranked) == len(candidates) and np.isfinite(ranked["score"]).all()
+    again = CrossEncoderRanker(batch_size=8).fit(data, seed=0).rank(queries, candidates)
+    pd.testing.assert_frame_equal(ranked, again, check_exact=False, rtol=1e-4)
+    assert model.rank(queries, candidates.head(0)).empty
+    with pytest.raises(ShopAugError, match="judged"):
+        CrossEncoderRanker().fit(ShopData(items=data.items))
+    with pytest.raises(ConfigError):
+        CrossEncoderRanker(surely_not_a_key=1)
+    spec = json.loads(json.dumps(CrossEncoderRanker(loss="mse").to_dict()))
+    assert CrossEncoderRanker.from_dict(spec).config.loss == "mse"
