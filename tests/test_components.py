@@ -13,6 +13,16 @@ CONFIGS = {"temporal": {"test_days": 20}, "cold_start": {"test_days": 30},
            "by_query": {"test_fraction": 0.5}}
 
 
+CHEAP_SEARCH = {"random": {}, "bm25": {}, "bm25_doc2query": {},
+                "ltr": {"threads": 1}, "biencoder": {"fine_tune": False, "threads": 1}}
+
+
+@pytest.mark.parametrize(("name", "config"), CHEAP_SEARCH.items())
+def test_search_models_pass_the_kit(name, config):
+    passed = check_component(registry.get("search_model", name), config=config)
+    assert {"no_input_mutation", "same_seed_same_output"} <= set(passed)
+
+
 @pytest.mark.parametrize("kind", ["splitter", "recommender"])
 def test_registered_components_pass_the_kit(kind):
     names = registry.names(kind)

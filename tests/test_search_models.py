@@ -92,8 +92,8 @@ FAST = {
     "random": (RandomRanker, {}),
     "bm25": (BM25, {}),
     "bm25_doc2query": (BM25Doc2Query, {"min_quality": 0.5, "repeat": 2}),
-    "biencoder_zero_shot": (BiEncoder, {"fine_tune": False}),
-    "ltr": (LambdaMART, {"n_estimators": 20}),
+    "biencoder_zero_shot": (BiEncoder, {"fine_tune": False, "threads": 1}),
+    "ltr": (LambdaMART, {"n_estimators": 20, "threads": 1}),
 }
 
 
@@ -202,26 +202,29 @@ def test_training_pairs_and_distinct_batches(data: ShopData) -> None:
 
 
 def test_biencoder_zero_shot_understands_meaning(data: ShopData) -> None:
-    ranked = BiEncoder(fine_tune=False).fit(data).rank(*ask("coffee cup", ["i04", "i01"]))
+    model = BiEncoder(fine_tune=False, threads=1).fit(data)
+    ranked = model.rank(*ask("coffee cup", ["i04", "i01"]))
     assert ranked["item_id"].tolist() == ["i01", "i04"]
 
 
-@pytest.mark.parametrize("config", [{}, {"loss": "cosine", "use_synthetic": False}])
+@pytest.mark.parametrize("config", [{}, {"loss": "cosine", "use_synthetic": False,
+                                     "max_pairs": 12}])
 def test_biencoder_fine_tunes(config: dict, data: ShopData) -> None:
     queries, candidates, _ = real_candidates(data)
-    model = BiEncoder(batch_size=4, **config).fit(data, seed=0)
+    model = BiEncoder(batch_size=4, threads=1, **config).fit(data, seed=0)
     assert model.n_train_pairs_ > 0
     ranked = model.rank(queries, candidates)
     assert len(ranked) == len(candidates)
     assert ranked.groupby("query_id")["rank"].apply(lambda r: sorted(r) == list(
         range(1, len(r) + 1))).all()
-    again = BiEncoder(batch_size=4, **config).fit(data, seed=0).rank(queries, candidates)
+    again = BiEncoder(batch_size=4, threads=1, **config).fit(data, seed=0).rank(queries,
+                                                                               candidates)
     pd.testing.assert_frame_equal(ranked, again, check_exact=False, rtol=1e-4)
 
 
 def test_ltr_beats_random_on_training_queries(data: ShopData) -> None:
     queries, candidates, truth = real_candidates(data)
-    ltr = LambdaMART(min_child_samples=2).fit(data, seed=0)
+    ltr = LambdaMART(min_child_samples=2, threads=1).fit(data, seed=0)
 
     def ndcg(model) -> float:
         ranked = model.rank(queries, candidates)
@@ -256,17 +259,20 @@ def test_crossencoder_trains_and_ranks(data: ShopData) -> None:
 
     queries, candidates, _ = real_candidates(data)
     before = data.fingerprint()
-    model = CrossEncoderRanker(batch_size=8).fit(data, seed=0)
+    model = CrossEncoderRanker(batch_size=8, threads=1).fit(data, seed=0)
     assert data.fingerprint() == before
     assert model.n_train_pairs_ == len(data.judgments) + 3 * len(SYNTHETIC)
     ranked = model.rank(queries, candidates)
     assert len(ranked) == len(candidates) and np.isfinite(ranked["score"]).all()
-    again = CrossEncoderRanker(batch_size=8).fit(data, seed=0).rank(queries, candidates)
+    again = CrossEncoderRanker(batch_size=8, threads=1).fit(data, seed=0).rank(queries,
+                                                                               candidates)
     pd.testing.assert_frame_equal(ranked, again, check_exact=False, rtol=1e-4)
     assert model.rank(queries, candidates.head(0)).empty
     with pytest.raises(ShopAugError, match="judged"):
         CrossEncoderRanker().fit(ShopData(items=data.items))
     with pytest.raises(ConfigError):
         CrossEncoderRanker(surely_not_a_key=1)
+    with pytest.raises(ConfigError, match="batch_size"):
+        CrossEncoderRanker(batch_size=64, max_seq_length=32)
     spec = json.loads(json.dumps(CrossEncoderRanker(loss="mse").to_dict()))
     assert CrossEncoderRanker.from_dict(spec).config.loss == "mse"

@@ -83,6 +83,13 @@ def _runner(component: Component) -> Callable[[ShopData, int], object]:
             users = sorted(set(data.interactions["user_id"]))
             return component.recommend(users, k=3)  # type: ignore[attr-defined]
         return fit_recommend
+    if kind == "search_model":
+        def fit_rank(data: ShopData, seed: int) -> pd.DataFrame:
+            component.fit(data, seed=seed)  # type: ignore[attr-defined]
+            return component.rank(  # type: ignore[attr-defined]
+                data.queries[["query_id", "text"]],
+                data.judgments[["query_id", "item_id"]].drop_duplicates())
+        return fit_rank
     if kind in ("augmenter", "filter"):
         from shopaug.pipeline.runner import RunContext
 

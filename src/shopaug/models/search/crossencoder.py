@@ -10,12 +10,13 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import model_validator
 
 from shopaug.components import ComponentConfig
 from shopaug.data.bundle import ShopData
 from shopaug.errors import ShopAugError
 from shopaug.models.search.base import SearchModel, item_text
-from shopaug.models.search.biencoder import quiet_transformers, training_pairs
+from shopaug.models.search.biencoder import quiet_transformers, torch_threads, training_pairs
 from shopaug.models.search.encoder import minilm_path
 from shopaug.models.search.lexical import BM25, bm25_negatives
 
@@ -39,6 +40,15 @@ class CrossEncoderConfig(ComponentConfig):
     max_seq_length: int = 128
     with_description: bool = True
     predict_batch_size: int = 64
+    #: torch CPU threads (None: torch's default); 1 when other work shares the cores
+    threads: int | None = None
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> CrossEncoderConfig:
+        # sentence-transformers' old_fit collate asserts batch size <= max length
+        if self.batch_size > self.max_seq_length:
+            raise ValueError("batch_size must not exceed max_seq_length")
+        return self
 
 
 class CrossEncoderRanker(SearchModel):
@@ -48,6 +58,10 @@ class CrossEncoderRanker(SearchModel):
     Config = CrossEncoderConfig
 
     def fit(self, train: ShopData, seed: int = 0) -> CrossEncoderRanker:
+        with torch_threads(self.config.threads):
+            return self._fit(train, seed)
+
+    def _fit(self, train: ShopData, seed: int) -> CrossEncoderRanker:
         import torch
         from sentence_transformers import CrossEncoder, InputExample
         from torch import nn
@@ -120,8 +134,9 @@ class CrossEncoderRanker(SearchModel):
         itext = candidates["item_id"].astype(str).map(self.item_text_).to_numpy()
         known = np.flatnonzero(pd.notna(itext))
         if len(known):
-            pred = self.model_.predict([(qtext[k], itext[k]) for k in known],
-                                       batch_size=self.config.predict_batch_size,
-                                       show_progress_bar=False, convert_to_numpy=True)
+            with torch_threads(self.config.threads):
+                pred = self.model_.predict([(qtext[k], itext[k]) for k in known],
+                                           batch_size=self.config.predict_batch_size,
+                                           show_progress_bar=False, convert_to_numpy=True)
             out[known] = np.asarray(pred, dtype=float).reshape(-1)
         return pd.Series(out, index=candidates.index)

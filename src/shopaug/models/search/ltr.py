@@ -44,7 +44,9 @@ class LambdaMARTConfig(ComponentConfig):
     #: fine-tune a bi-encoder for one more feature (slow)
     biencoder_fine_tune: bool = False
     with_description: bool = True
+    #: LightGBM threads; torch threads of the bi-encoders (None: torch's default)
     n_jobs: int = 1
+    threads: int | None = None
 
 
 def _labels(gain: pd.Series) -> np.ndarray:
@@ -120,11 +122,12 @@ class LambdaMART(SearchModel):
         self.encoders_: dict[str, BiEncoder] = {}
         if cfg.biencoder_zero_shot:
             self.encoders_["cos_zero_shot"] = BiEncoder(
-                fine_tune=False, with_description=cfg.with_description).fit(train, seed)
+                fine_tune=False, with_description=cfg.with_description,
+                threads=cfg.threads).fit(train, seed)
         if cfg.biencoder_fine_tune:
             self.encoders_["cos_fine_tuned"] = BiEncoder(
                 fine_tune=True, use_synthetic=cfg.use_synthetic,
-                with_description=cfg.with_description).fit(train, seed)
+                with_description=cfg.with_description, threads=cfg.threads).fit(train, seed)
         items = train.items.drop_duplicates("item_id").set_index("item_id")
         self.title_tokens_ = items["title"].fillna("").map(lambda t: frozenset(tokenize(t)))
         self.text_len_ = item_text(items.reset_index(), cfg.with_description).map(
