@@ -192,6 +192,15 @@ def similar_pairs(a: np.ndarray, b: np.ndarray, threshold: float,
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(sims).astype(float)
 
 
+class UsesEmbeddings:
+    """Mixin for components that embed text; tests pass a cheap ``embed`` function."""
+
+    def __init__(self, config: Any = None, *, embed: Embedder | None = None,
+                 **overrides: Any) -> None:
+        super().__init__(config, **overrides)  # type: ignore[call-arg]
+        self.embed = embed or default_embedder
+
+
 class LabelPropagationConfig(ComponentConfig):
     #: cosine at or above which two query texts count as the same need
     query_threshold: float = Field(0.9, ge=0, le=1)
@@ -201,18 +210,13 @@ class LabelPropagationConfig(ComponentConfig):
     propagate_items: bool = True
 
 
-class LabelPropagation(Augmenter):
+class LabelPropagation(UsesEmbeddings, Augmenter):
     """Copy each real judgment to near-duplicate queries and items (quality = cosine)."""
 
     name = "label_propagation"
     Config = LabelPropagationConfig
     requires: ClassVar[dict[str, tuple[str, ...]]] = {"items": ("title",)}
     config: LabelPropagationConfig
-
-    def __init__(self, config: Any = None, *, embed: Embedder | None = None,
-                 **overrides: Any) -> None:
-        super().__init__(config, **overrides)
-        self.embed = embed or default_embedder
 
     def run(self, data: ShopData, ctx: RunContext) -> ShopData:
         cfg = self.config

@@ -20,6 +20,7 @@ from shopaug.augment.base import Augmenter
 from shopaug.augment.expand import (
     BM25Index,
     Embedder,
+    UsesEmbeddings,
     char_ngrams,
     default_embedder,
     embed_unit,
@@ -51,7 +52,7 @@ class HardNegativesConfig(ComponentConfig):
     quality: float = Field(0.5, ge=0, le=1)
 
 
-class HardNegatives(Augmenter):
+class HardNegatives(UsesEmbeddings, Augmenter):
     """Top-ranked unjudged items as lowest-grade synthetic judgments, for every query
     with at least one positive judgment."""
 
@@ -59,11 +60,6 @@ class HardNegatives(Augmenter):
     Config = HardNegativesConfig
     requires: ClassVar[dict[str, tuple[str, ...]]] = {"items": ("title",)}
     config: HardNegativesConfig
-
-    def __init__(self, config: Any = None, *, embed: Embedder | None = None,
-                 **overrides: Any) -> None:
-        super().__init__(config, **overrides)
-        self.embed = embed or default_embedder
 
     def run(self, data: ShopData, ctx: RunContext) -> ShopData:
         cfg = self.config

@@ -21,33 +21,16 @@ class ParseError(ValueError):
     pass
 
 
-def _balanced_end(text: str, start: int) -> int | None:
-    """Index after the bracket that closes ``text[start]``, respecting strings."""
-    depth, in_str, escaped = 0, False, False
+def _walk(text: str, start: int = 0) -> tuple[int | None, list[str], bool]:
+    """Walk JSON text from ``start`` (an opening bracket), respecting strings.
+
+    Returns the index after the matching closing bracket (None if the text ends
+    first), the closers still owed, and whether the text ends inside a string.
+    """
+    stack: list[str] = []
+    in_str = escaped = False
     for i in range(start, len(text)):
         ch = text[i]
-        if in_str:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-    return None
-
-
-def _close_truncated(fragment: str) -> str:
-    """Close the strings and brackets of an answer cut off by max_tokens."""
-    stack, in_str, escaped = [], False, False
-    for ch in fragment:
         if in_str:
             if escaped:
                 escaped = False
@@ -61,9 +44,16 @@ def _close_truncated(fragment: str) -> str:
             stack.append("}" if ch == "{" else "]")
         elif ch in "}]" and stack:
             stack.pop()
+            if not stack:
+                return i + 1, [], False
+    return None, stack, in_str
+
+
+def _close_truncated(fragment: str, owed: list[str], in_str: bool) -> str:
+    """Close the strings and brackets of an answer cut off by max_tokens."""
     fixed = fragment + ('"' if in_str else "")
     fixed = re.sub(r",\s*$", "", fixed.rstrip())
-    return fixed + "".join(reversed(stack))
+    return fixed + "".join(reversed(owed))
 
 
 def parse_json(text: str) -> Any:
@@ -75,8 +65,8 @@ def parse_json(text: str) -> Any:
     if not starts:
         raise ParseError("no JSON object in the answer")
     start = min(starts)
-    end = _balanced_end(cleaned, start)
-    fragment = cleaned[start:end] if end else _close_truncated(cleaned[start:])
+    end, owed, in_str = _walk(cleaned, start)
+    fragment = cleaned[start:end] if end else _close_truncated(cleaned[start:], owed, in_str)
     for candidate in (fragment, re.sub(r",\s*([}\]])", r"\1", fragment)):
         try:
             return json.loads(candidate)

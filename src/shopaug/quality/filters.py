@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -19,9 +19,8 @@ from pydantic import Field
 from shopaug.augment.base import Filter
 from shopaug.augment.expand import (
     CatalogScorer,
-    Embedder,
+    UsesEmbeddings,
     char_ngrams,
-    default_embedder,
     has_cjk,
     jaccard,
     normalise_text,
@@ -225,13 +224,9 @@ class LanguageFilter(QueryFilter):
         return out
 
 
-class _EmbeddingFilter(QueryFilter):
+class _EmbeddingFilter(UsesEmbeddings, QueryFilter):
     """A filter that may embed text; tests pass a cheap ``embed`` function."""
 
-    def __init__(self, config: Any = None, *, embed: Embedder | None = None,
-                 **overrides: Any) -> None:
-        super().__init__(config, **overrides)
-        self.embed = embed or default_embedder
 
 
 class ConsistencyFilterConfig(FilterConfig):
