@@ -83,3 +83,9 @@ def test_load_refuses_other_schema_major(sample, tmp_path):
 
 def test_repr_shows_counts(sample):
     assert "items=6" in repr(sample)
+
+
+def test_blank_origin_means_real():
+    items = pd.DataFrame({"item_id": ["a", "b"], "title": ["x", "y"],
+                          "origin": [None, "synthetic"]})
+    assert ShopData(items=items).items["origin"].tolist() == ["real", "synthetic"]

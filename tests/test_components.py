@@ -93,3 +93,12 @@ def test_registry_errors_and_local_registration():
     registry.register("augmenter", Echo)
     assert "echo" in registry.names("augmenter")
     assert registry.create("augmenter", "echo").to_dict() == {"name": "echo", "config": {}}
+
+
+def test_llm_augmenter_passes_the_kit_with_a_fake_llm(tmp_path):
+    from shopaug.llm import LLM, FakeEngine, LLMCache
+
+    llm = LLM(FakeEngine(), LLMCache(tmp_path / "c.sqlite"), progress=False)
+    passed = check_component(registry.get("augmenter", "synthetic_queries"), llm=llm,
+                             config={"k": 2})
+    assert {"no_input_mutation", "same_seed_same_output"} <= set(passed)

@@ -72,7 +72,8 @@ def _output_fingerprint(value: object) -> str:
     raise TypeError(type(value))
 
 
-def _runner(component: Component) -> Callable[[ShopData, int], object]:
+def _runner(component: Component, llm: object = None,
+            run_dir: Path | None = None) -> Callable[[ShopData, int], object]:
     """The component's contract method as data, seed -> output."""
     kind = component.kind
     if kind == "splitter":
@@ -94,16 +95,27 @@ def _runner(component: Component) -> Callable[[ShopData, int], object]:
         from shopaug.pipeline.runner import RunContext
 
         return lambda data, seed: component.run(  # type: ignore[attr-defined]
-            data, RunContext(seed=seed, run_dir=Path("."), progress=False))
+            data, RunContext(seed=seed, run_dir=run_dir or Path("."), progress=False,
+                             _llm=llm))
     raise ConformanceError(f"no conformance checks for kind {kind!r}")
 
 
 def check_component(cls: type[Component], data: ShopData | None = None,
-                    config: dict | None = None) -> list[str]:
+                    config: dict | None = None, llm: object = None) -> list[str]:
     """Run every check on ``cls``; return the names of the checks that passed.
 
-    Raises :class:`ConformanceError` naming the first failing check.
+    Raises :class:`ConformanceError` naming the first failing check. Augmenters and
+    filters run in a temporary run directory; ``llm`` (an `LLM`, e.g. over the
+    fake engine) is what LLM augmenters get as ``ctx.llm``.
     """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="shopaug-check-") as tmp:
+        return _check(cls, data, config, llm, Path(tmp))
+
+
+def _check(cls: type[Component], data: ShopData | None, config: dict | None, llm: object,
+           run_dir: Path) -> list[str]:
     passed = []
     data = data if data is not None else sample_data()
     component = cls()
@@ -125,18 +137,18 @@ def check_component(cls: type[Component], data: ShopData | None = None,
         raise ConformanceError("unknown_key_rejected: an unknown config key was accepted")
 
     before = data.fingerprint()
-    first = _runner(component)(data, 0)
+    first = _runner(component, llm, run_dir)(data, 0)
     _require(data.fingerprint() == before, "no_input_mutation", "the input bundle changed")
     passed.append("no_input_mutation")
 
-    second = _runner(cls(config or {}))(data, 0)
+    second = _runner(cls(config or {}), llm, run_dir)(data, 0)
     _require(_output_fingerprint(first) == _output_fingerprint(second),
              "same_seed_same_output", "two runs with seed 0 differ")
     passed.append("same_seed_same_output")
 
     empty = ShopData(items=data.items)
     try:
-        out = _runner(cls(config or {}))(empty, 0)
+        out = _runner(cls(config or {}), llm, run_dir)(empty, 0)
     except ShopAugError:
         passed.append("empty_input_clear_error")
     except Exception as exc:

@@ -56,6 +56,7 @@ def _normalise(spec: TableSpec, df: pd.DataFrame, grade_scale: str | None) -> pd
         if str(df[col.name].dtype) != _CANONICAL.get(col.dtype, "object"):
             coerce(df, col.name, col.dtype, problems, f"table {spec.name!r}")
     raise_if_any(problems, f"table {spec.name!r} has values of the wrong type:")
+    df["origin"] = df["origin"].fillna("real")  # rows with no origin given are real data
     bad_origin = ~df["origin"].isin(ORIGINS)
     if bad_origin.any():
         raise SchemaError(
