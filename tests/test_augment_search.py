@@ -394,3 +394,27 @@ def test_conformance(cls, tmp_path, monkeypatch):
                         lambda *a, **k: LLM(FakeEngine(), progress=False))
     monkeypatch.chdir(tmp_path)  # the kit's run_dir is "."
     assert "same_seed_same_output" in check_component(cls)
+
+
+def test_synthetic_queries_samples_merge_distinct_answers(tmp_path):
+    """Several seeded answers per item are merged; duplicates across samples collapse."""
+    from shopaug.augment.queries import SyntheticQueries
+    from shopaug.llm import LLM, FakeEngine, LLMCache
+    from shopaug.pipeline.runner import RunContext
+    from shopaug.testing import sample_data
+
+    def one_query(request):
+        return json.dumps({"queries": [f"query {request.seed % 3}"]})
+
+    engine = FakeEngine(one_query)
+    ctx = RunContext(seed=0, run_dir=tmp_path, progress=False,
+                     _llm=LLM(engine, LLMCache(tmp_path / "c.sqlite"), progress=False))
+    data = sample_data()
+    single = SyntheticQueries(k=1, n_examples=0).run(data, ctx).synthetic()
+    calls = engine.calls
+    many = SyntheticQueries(k=1, n_examples=0, samples=4).run(data, ctx).synthetic()
+    n_items = len(data.items)
+    assert engine.calls - calls == 3 * n_items  # sample 0 came from the cache
+    assert len(single.queries) == n_items
+    per_item = many.judgments.groupby("item_id")["query_id"].nunique()
+    assert (per_item >= 1).all() and (per_item <= 3).all() and per_item.sum() > n_items

@@ -131,6 +131,9 @@ class SyntheticQueriesConfig(ComponentConfig):
     max_tokens: int = Field(64, ge=8)
     top_p: float = Field(0.95, gt=0, le=1)
     retries: int = Field(2, ge=0)
+    #: independent answers per item (different seeds), merged and deduplicated: small
+    #: models tend to give one query per answer whatever k asks for
+    samples: int = Field(1, ge=1, le=16)
 
 
 class SyntheticQueries(Augmenter):
@@ -166,9 +169,11 @@ class SyntheticQueries(Augmenter):
             selector = selectors.get(lang)
             examples = selector.select(fields) if selector else []
             fields_of[item_id] = fields
-            requests.append(template.request(
-                fields, examples, k=cfg.k, sampling=sampling, request_id=item_id,
-                seed=record_seed(ctx.seed, self.name, item_id)))
+            for sample in range(cfg.samples):
+                record = item_id if sample == 0 else f"{item_id}#{sample}"
+                requests.append(template.request(
+                    fields, examples, k=cfg.k, sampling=sampling, request_id=item_id,
+                    seed=record_seed(ctx.seed, self.name, record)))
 
         def check(request: Any, value: Any) -> None:
             if not clean_strings(value.get("queries"), set()):
