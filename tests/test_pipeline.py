@@ -141,3 +141,15 @@ def test_cli_components_lists_builtins(capsys):
     assert main(["components"]) == 0
     out = capsys.readouterr().out
     assert "online_retail" in out and "leave_last_basket" in out and "popularity" in out
+
+
+def test_cli_hides_debug_chatter_of_libraries():
+    import subprocess
+    import sys
+
+    code = ("import logging\nfrom shopaug.cli import main\nmain(['components'])\n"
+            "noisy = logging.getLogger('bm25s')\nnoisy.setLevel(logging.DEBUG)\n"
+            "noisy.debug('Building index from tokens')\nnoisy.warning('real warning')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert "Building index" not in out.stderr and "real warning" in out.stderr

@@ -167,14 +167,22 @@ def _cache(args: argparse.Namespace) -> int:
     return 0
 
 
+_NOISY = ("bm25s", "sentence_transformers", "transformers", "httpx")
+
+
+def _quiet_libraries(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or not record.name.startswith(_NOISY)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    # some libraries set DEBUG on their own loggers
-    for noisy in ("bm25s", "sentence_transformers", "transformers", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.INFO if args.verbose else logging.WARNING)
+    if not args.verbose:
+        # some libraries set DEBUG on their own loggers when imported (after this point)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_quiet_libraries)
     from shopaug.errors import ShopAugError
 
     try:
