@@ -22,11 +22,17 @@ from pydantic import Field
 
 from shopaug.augment.base import Augmenter, record_seed
 from shopaug.augment.expand import unjudged_candidates
-from shopaug.augment.queries import Language, item_fields, pick_language, save_errors, scale_of
-from shopaug.components import ComponentConfig
+from shopaug.augment.queries import (
+    Language,
+    LLMStageConfig,
+    item_fields,
+    pick_language,
+    save_errors,
+    scale_of,
+)
 from shopaug.data.bundle import ShopData
 from shopaug.data.grades import GradeScale, gains_to_grades, get_scale
-from shopaug.llm import PromptTemplate, Sampling, errors_table, generate_structured
+from shopaug.llm import PromptTemplate, errors_table, generate_structured
 
 if TYPE_CHECKING:
     from shopaug.pipeline.runner import RunContext
@@ -54,7 +60,7 @@ def pair_fields(query: str, item: Mapping[str, Any]) -> dict[str, Any]:
     return {"query": query, "product": item_fields(item)}
 
 
-class LLMJudgeConfig(ComponentConfig):
+class LLMJudgeConfig(LLMStageConfig):
     #: the judge's grade scale; None: the bundle's (1-4 when that is not judgeable)
     scale: JudgeScale | None = None
     #: "candidates": real queries x their BM25 top unjudged items; "synthetic_unjudged":
@@ -68,8 +74,7 @@ class LLMJudgeConfig(ComponentConfig):
     min_confidence: float = Field(0.0, ge=0, le=1)
     temperature: float = Field(0.0, ge=0)
     max_tokens: int = Field(48, ge=8)
-    top_p: float = Field(1.0, gt=0, le=1)
-    retries: int = Field(2, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)  # a judge decodes greedily
 
 
 class LLMJudge(Augmenter):
@@ -125,8 +130,7 @@ class LLMJudge(Augmenter):
         scale = self.judge_scale(data)
         labels = scale_labels(scale)
         examples = self.examples(data, scale, ctx.seed)
-        sampling = Sampling(max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-                            top_p=cfg.top_p)
+        sampling = cfg.sampling()
         items = {r["item_id"]: r for r in data.items.to_dict("records")}
         templates: dict[str, tuple[PromptTemplate, str]] = {}
         requests, pair_of = [], {}

@@ -112,8 +112,21 @@ def save_errors(results: list[StructuredResult], stage: str, ctx: RunContext) ->
     return errors
 
 
+class LLMStageConfig(ComponentConfig):
+    """Sampling settings every LLM augmenter shares."""
+
+    temperature: float = Field(0.7, ge=0)
+    max_tokens: int = Field(64, ge=8)
+    top_p: float = Field(0.95, gt=0, le=1)
+    retries: int = Field(2, ge=0)
+
+    def sampling(self) -> Sampling:
+        return Sampling(max_tokens=self.max_tokens, temperature=self.temperature,
+                        top_p=self.top_p)
+
+
 # -- the augmenter --------------------------------------------------------------
-class SyntheticQueriesConfig(ComponentConfig):
+class SyntheticQueriesConfig(LLMStageConfig):
     #: queries asked per item
     k: int = Field(3, ge=1, le=8)
     #: prompt language; "auto" picks Chinese for titles with CJK characters
@@ -127,10 +140,6 @@ class SyntheticQueriesConfig(ComponentConfig):
     example_mode: Literal["fixed", "similar"] = "fixed"
     n_examples: int = Field(3, ge=0, le=10)
     description_chars: int = Field(200, ge=0)
-    temperature: float = Field(0.7, ge=0)
-    max_tokens: int = Field(64, ge=8)
-    top_p: float = Field(0.95, gt=0, le=1)
-    retries: int = Field(2, ge=0)
     #: independent answers per item (different seeds), merged and deduplicated: small
     #: models tend to give one query per answer whatever k asks for
     samples: int = Field(1, ge=1, le=16)
@@ -155,8 +164,7 @@ class SyntheticQueries(Augmenter):
         if items.empty:
             return data
         selectors = self._selectors(data, ctx.seed)
-        sampling = Sampling(max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-                            top_p=cfg.top_p)
+        sampling = cfg.sampling()
         templates: dict[str, PromptTemplate] = {}
         requests, fields_of = [], {}
         for row in items.to_dict("records"):

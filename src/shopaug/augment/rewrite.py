@@ -20,15 +20,15 @@ from shopaug.augment.base import Augmenter, record_seed, synthetic_id
 from shopaug.augment.expand import has_cjk, normalise_text, tokenize
 from shopaug.augment.queries import (
     Language,
+    LLMStageConfig,
     clean_strings,
     embedded_strings,
     item_fields,
     pick_language,
     save_errors,
 )
-from shopaug.components import ComponentConfig
 from shopaug.data.bundle import ShopData
-from shopaug.llm import PromptTemplate, Sampling, errors_table, generate_structured
+from shopaug.llm import PromptTemplate, errors_table, generate_structured
 
 if TYPE_CHECKING:
     from shopaug.pipeline.runner import RunContext
@@ -103,7 +103,7 @@ def attribute_values(row: dict[str, Any], fields: list[str], max_words: int) -> 
     return list(dict.fromkeys(short))
 
 
-class QueryRewritesConfig(ComponentConfig):
+class QueryRewritesConfig(LLMStageConfig):
     kinds: list[RewriteKind] = Field(
         default_factory=lambda: ["specialise", "generalise", "paraphrase", "attribute_expand"],
         min_length=1)
@@ -121,10 +121,6 @@ class QueryRewritesConfig(ComponentConfig):
     attribute_fields: list[Literal["brand", "category", "attributes"]] = Field(
         default_factory=lambda: ["brand", "category", "attributes"])
     max_attribute_words: int = Field(4, ge=1)
-    temperature: float = Field(0.7, ge=0)
-    max_tokens: int = Field(64, ge=8)
-    top_p: float = Field(0.95, gt=0, le=1)
-    retries: int = Field(2, ge=0)
 
 
 class QueryRewrites(Augmenter):
@@ -170,8 +166,7 @@ class QueryRewrites(Augmenter):
     def _llm_rewrites(self, queries: pd.DataFrame, relevant: dict[str, list[str]],
                       items: dict[str, dict], ctx: RunContext) -> list[dict[str, Any]]:
         cfg = self.config
-        sampling = Sampling(max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-                            top_p=cfg.top_p)
+        sampling = cfg.sampling()
         requests, sources, templates = [], {}, {}
         for qid, text in zip(queries["query_id"], queries["text"], strict=True):
             lang = pick_language(cfg.language, text)
