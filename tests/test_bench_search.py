@@ -85,3 +85,36 @@ def test_no_test_query_of_any_seed_reaches_a_prompt(data, tmp_path):
     test_texts = set(data.queries.loc[~data.queries["query_id"].isin(pool), "text"])
     prompts = "\n".join(asked)
     assert test_texts and not [t for t in test_texts if f'"{t}"' in prompts]
+
+
+def _grade_answer(grade: str):
+    def respond(request):
+        return json.dumps({"grade": grade, "confidence": 0.8})
+    return respond
+
+
+def test_judge_benchmark_scores_an_oracle_and_a_constant_judge(data, tmp_path):
+    from shopaug.bench.judge import format_report, run_judge_benchmark
+
+    grade_of = {t: str(g) for titles in PRODUCTS.values()
+                for t, g in zip(titles, [4, 3, 2, 1], strict=True)}
+
+    def oracle(request):
+        last = request.messages[-1][1]
+        title = next(t for t in grade_of if t in last)
+        return json.dumps({"grade": grade_of[title], "confidence": 0.9})
+
+    def run(responder, out):
+        llm = LLM(FakeEngine(responder), LLMCache(tmp_path / f"{out}.sqlite"), progress=False)
+        return run_judge_benchmark(data, tmp_path / out, n_pairs=12, seed=0,
+                                   test_fraction=0.5, llm=llm, progress=False)
+
+    perfect = run(oracle, "oracle")
+    assert perfect["n"] == 12 and perfect["accuracy"] == 1.0
+    assert perfect["kappa_quadratic"] == pytest.approx(1.0)
+    constant = run(_grade_answer("4"), "constant")
+    assert constant["accuracy"] == pytest.approx(constant["human_distribution"]["4"] / 12)
+    assert constant["kappa_quadratic"] == pytest.approx(0.0)
+    assert constant["per_1000_labels"]["prompt_tokens"] > 0
+    assert "kappa" in format_report(constant)
+    assert (tmp_path / "oracle" / "judge_agreement.json").is_file()

@@ -314,3 +314,16 @@ def test_llm_config_rejects_unknown_keys_and_fingerprint_ignores_plumbing(native
                                                   "concurrency": 3}})
     c = PipelineConfig.from_dict({**base, "llm": {"engine": "fake", "model_path": "x.gguf"}})
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+
+
+def test_grammar_follows_the_authors_property_order() -> None:
+    from shopaug.llm._sampling import author_order
+
+    schema = {"type": "object", "required": ["grade", "confidence"],
+              "properties": {"confidence": {"type": "number"},
+                             "grade": {"type": "string"},
+                             "extra": {"type": "object", "required": ["b", "a"],
+                                       "properties": {"a": {}, "b": {}}}}}
+    ordered = author_order(schema)
+    assert list(ordered["properties"]) == ["grade", "confidence", "extra"]
+    assert list(ordered["properties"]["extra"]["properties"]) == ["b", "a"]

@@ -50,3 +50,10 @@ def test_bootstrap_interval_brackets_the_mean():
     mean, lo, hi = bootstrap_ci(values, seed=1)
     assert lo < mean < hi and hi - lo < 0.1
     assert bootstrap_ci(values, seed=1) == (mean, lo, hi)
+
+
+def test_exponential_gain_matches_burges() -> None:
+    from shopaug.evaluate.search import exponential_gain
+
+    gains = pd.Series([0.0, 1 / 3, 2 / 3, 1.0])
+    np.testing.assert_allclose(exponential_gain(gains), [0, 1, 3, 7])

@@ -276,3 +276,44 @@ def test_crossencoder_trains_and_ranks(data: ShopData) -> None:
         CrossEncoderRanker(batch_size=64, max_seq_length=32)
     spec = json.loads(json.dumps(CrossEncoderRanker(loss="mse").to_dict()))
     assert CrossEncoderRanker.from_dict(spec).config.loss == "mse"
+
+
+def test_max_pairs_keeps_real_pairs_first(data: ShopData) -> None:
+    n_real = int((data.judgments["origin"] == "real").sum())
+    capped = training_pairs(data, max_pairs=n_real + 2, seed=1)
+    assert (capped["origin"] == "real").sum() == n_real and len(capped) == n_real + 2
+    only_real = training_pairs(data, max_pairs=5, seed=1)
+    assert len(only_real) == 5 and set(only_real["origin"]) == {"real"}
+
+
+def test_biencoder_dense_doc2query_expansion(data: ShopData) -> None:
+    # "thermos" is far from the Chinese title of i09 but close to its synthetic query
+    question = ask("thermos flask", ["i09", "i04", "i05"])
+    plain = BiEncoder(fine_tune=False, threads=1).fit(data).score(*question)
+    expanded_model = BiEncoder(fine_tune=False, threads=1, expansion_weight=1.0).fit(data)
+    expanded = expanded_model.score(*question)
+    best = expanded_model.expansion_scores(*question)
+    assert best.iloc[0] > 0.5 and best.iloc[1:].isna().all()  # only i09 has expansions
+    np.testing.assert_allclose(expanded.iloc[0], plain.iloc[0] + best.iloc[0], rtol=1e-5)
+    np.testing.assert_allclose(expanded.iloc[1:], 2 * plain.iloc[1:], rtol=1e-5)
+    assert expanded.iloc[0] - expanded.iloc[1:].max() > plain.iloc[0] - plain.iloc[1:].max()
+    real = BiEncoder(fine_tune=False, threads=1, expansion_weight=1.0).fit(data.real())
+    assert real.expansion_scores(*question).isna().all()
+
+
+def test_ltr_dense_doc2query_feature_hidden_in_sample(data: ShopData) -> None:
+    ltr = LambdaMART(min_child_samples=2, threads=1, n_estimators=10).fit(data)
+    assert "cos_doc2query" in ltr.feature_names_
+    real_only = LambdaMART(use_synthetic=False, min_child_samples=2, threads=1,
+                           n_estimators=10).fit(data)
+    assert "cos_doc2query" not in real_only.feature_names_
+    features_only = LambdaMART(synthetic_rows=False, threads=1, n_estimators=10).fit(data)
+    assert features_only.n_groups_ == real_only.n_groups_
+    assert "cos_doc2query" in features_only.feature_names_
+
+
+def test_max_synthetic_pairs_caps_only_synthetic(data: ShopData) -> None:
+    n_real = int((data.judgments["origin"] == "real").sum())
+    pairs = training_pairs(data, max_synthetic_pairs=2, seed=0)
+    assert (pairs["origin"] == "real").sum() == n_real
+    assert (pairs["origin"] != "real").sum() == 2

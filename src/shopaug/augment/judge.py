@@ -122,11 +122,29 @@ class LLMJudge(Augmenter):
         return out[: self.config.n_examples]
 
     def run(self, data: ShopData, ctx: RunContext) -> ShopData:
-        cfg = self.config
         self.errors_ = errors_table([], self.name)
         pairs = self.candidate_pairs(data)
         if pairs.empty:
             return data
+        judged = self.judge_pairs(data, pairs, ctx)
+        judged = judged[judged["confidence"] >= self.config.min_confidence]
+        if judged.empty:
+            return data
+        scale, own = self.judge_scale(data), scale_of(data)
+        grade = (judged["label"] if own.name == scale.name
+                 else gains_to_grades(judged["gain"].to_numpy(), own))
+        rows = pd.DataFrame({"query_id": judged["query_id"], "item_id": judged["item_id"],
+                             "grade": list(grade), "gain": judged["gain"]})
+        out = self.provenance(rows, ctx, llm_model=ctx.llm.engine.model_id,
+                              quality_score=judged["confidence"].to_numpy())
+        out["prompt_id"] = judged["prompt_id"].to_numpy()
+        return data.append("judgments", out.reset_index(drop=True))
+
+    def judge_pairs(self, data: ShopData, pairs: pd.DataFrame, ctx: RunContext) -> pd.DataFrame:
+        """Judge the given (query_id, text, item_id) pairs; few-shot examples come from
+        ``data``'s real judgments. Returns query_id, item_id, label, gain, confidence and
+        prompt_id for every pair that got a valid answer (failures are in ``errors_``)."""
+        cfg = self.config
         scale = self.judge_scale(data)
         labels = scale_labels(scale)
         examples = self.examples(data, scale, ctx.seed)
@@ -134,7 +152,7 @@ class LLMJudge(Augmenter):
         items = {r["item_id"]: r for r in data.items.to_dict("records")}
         templates: dict[str, tuple[PromptTemplate, str]] = {}
         requests, pair_of = [], {}
-        for qid, text, item_id in pairs.itertuples(index=False):
+        for qid, text, item_id in pairs[["query_id", "text", "item_id"]].itertuples(index=False):
             lang = pick_language(cfg.language, text + str(items[item_id]["title"]))
             if lang not in templates:
                 base = PromptTemplate.load(TEMPLATE, lang)
@@ -150,19 +168,17 @@ class LLMJudge(Augmenter):
                 request_id=rid, seed=record_seed(ctx.seed, self.name, rid), grades=grades))
         results = generate_structured(ctx.llm, requests, stage=self.name, retries=cfg.retries)
         self.errors_ = save_errors(results, self.name, ctx)
-        ok = [r for r in results if r.ok and r.value["confidence"] >= cfg.min_confidence]
+        ok = [r for r in results if r.ok]
+        columns = ["query_id", "item_id", "label", "gain", "confidence", "prompt_id"]
         if not ok:
-            return data
+            return pd.DataFrame(columns=columns)
         qids, iids = zip(*(pair_of[r.request.request_id] for r in ok), strict=True)
         label = [r.value["grade"] for r in ok]
-        gain = np.array([scale.gains[g] for g in label])
-        own = scale_of(data)
-        grade = label if own.name == scale.name else gains_to_grades(gain, own)
-        rows = pd.DataFrame({"query_id": qids, "item_id": iids, "grade": grade, "gain": gain})
-        out = self.provenance(rows, ctx, llm_model=ctx.llm.engine.model_id,
-                              quality_score=np.array([float(r.value["confidence"]) for r in ok]))
-        out["prompt_id"] = [r.request.template for r in ok]
-        return data.append("judgments", out)
+        return pd.DataFrame({
+            "query_id": qids, "item_id": iids, "label": label,
+            "gain": [scale.gains[g] for g in label],
+            "confidence": [float(r.value["confidence"]) for r in ok],
+            "prompt_id": [r.request.template for r in ok]})
 
 
 def judge_agreement(predicted: pd.Series, human: pd.Series,

@@ -4,6 +4,7 @@ judged candidates and score the ranking with graded gains, overall and by slice.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import pandas as pd
 
@@ -11,6 +12,15 @@ from shopaug.data.split import Split
 from shopaug.evaluate.ranking import per_group_metrics
 
 METRIC_KS = (5, 10)
+#: relevance levels above zero on the usual 4-point scales (grades 1..4, 0..3)
+GAIN_LEVELS = 3
+
+
+def exponential_gain(gain: pd.Series, levels: int = GAIN_LEVELS) -> pd.Series:
+    """Burges' ``2^rel - 1`` with rel = gain x levels: on a 1..4 scale the gains become
+    0, 1, 3, 7, so a top grade weighs far more than a middling one. This is the usual
+    graded NDCG (and the one behind published CrowdFlower reference numbers)."""
+    return 2.0 ** (gain.clip(0, 1) * levels) - 1.0
 
 
 def candidates_of(split: Split) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -52,8 +62,19 @@ def query_slices(split: Split) -> dict[str, set[str]]:
             "head": set(freq[freq > median].index), "tail": set(freq[freq <= median].index)}
 
 
-def evaluate_search(model, split: Split, ks: Sequence[int] = METRIC_KS) -> pd.DataFrame:
-    """Per-query metrics (index query_id) of ``model`` on the split's test queries."""
+def evaluate_search(model, split: Split, ks: Sequence[int] = METRIC_KS,
+                    gain: Literal["exponential", "linear"] = "exponential") -> pd.DataFrame:
+    """Per-query metrics (index query_id) of ``model`` on the split's test queries.
+
+    ``gain``: ``exponential`` (2^rel - 1, the default) or ``linear`` (the stored gain in
+    [0, 1]). With ``exponential`` the frame also carries ``ndcg_lin@k`` columns."""
     queries, candidates, truth = candidates_of(split)
     ranked = model.rank(queries, candidates)
-    return per_group_metrics(ranked, truth, ks, group="query_id")
+    linear = per_group_metrics(ranked, truth, ks, group="query_id")
+    if gain == "linear":
+        return linear
+    exp_truth = truth.assign(gain=exponential_gain(truth["gain"]))
+    out = per_group_metrics(ranked, exp_truth, ks, group="query_id")
+    for k in ks:
+        out[f"ndcg_lin@{k}"] = linear[f"ndcg@{k}"]
+    return out

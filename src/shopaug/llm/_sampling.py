@@ -10,6 +10,8 @@ again (the approach of llama.cpp's own common sampler).
 from __future__ import annotations
 
 import ctypes
+import json
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +19,24 @@ from shopaug.llm.types import ChatRequest
 
 #: how many recent tokens the repetition penalty looks at
 PENALTY_WINDOW = 64
+
+
+def author_order(schema: Any) -> Any:
+    """The schema with each object's properties in the order of its ``required`` list.
+
+    Requests store schemas as canonical (key-sorted) JSON for stable cache keys, but the
+    grammar writes properties in dict order: without this a model would have to answer
+    ``confidence`` before ``grade`` because c < g, against the prompt's own examples."""
+    if isinstance(schema, list):
+        return [author_order(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: author_order(v) for k, v in schema.items()}
+    props = out.get("properties")
+    if isinstance(props, dict) and isinstance(out.get("required"), list):
+        first = [k for k in out["required"] if k in props]
+        out["properties"] = {k: props[k] for k in first + [k for k in props if k not in first]}
+    return out
 
 
 class SeqSampler:
@@ -30,7 +50,8 @@ class SeqSampler:
             import llama_cpp
             from llama_cpp.llama_grammar import LlamaGrammar
 
-            gbnf = LlamaGrammar.from_json_schema(request.schema, verbose=False)._grammar
+            schema = json.dumps(author_order(json.loads(request.schema)))
+            gbnf = LlamaGrammar.from_json_schema(schema, verbose=False)._grammar
             self.grammar = llama_cpp.llama_sampler_init_grammar(
                 vocab, gbnf.encode("utf-8"), b"root")
             self._one = (llama_cpp.llama_token_data * 1)()

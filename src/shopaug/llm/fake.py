@@ -18,33 +18,88 @@ def _words(text: str) -> list[str]:
 
 
 def default_responder(request: ChatRequest) -> str:
-    """Answers derived from the last user message and the seed.
+    """Answers derived from the last user message and the seed, shaped by the schema.
 
     With a schema whose properties include an array of strings (``queries``,
     ``rewrites``...), returns that object filled with word n-grams of the prompt.
+    Nested objects, arrays of objects or numbers, enums, numeric bounds and string
+    lengths are honoured too, so every packaged template gets an answer that validates;
+    free-text strings are taken from the data in the prompt (its JSON values).
     """
     prompt = request.messages[-1][1] if request.messages else ""
     words = _words(prompt) or ["item"]
     digest = int(hashlib.sha256(f"{prompt}|{request.seed}".encode()).hexdigest(), 16)
     schema = request.schema_dict
     if schema and schema.get("type") == "object":
-        out: dict[str, object] = {}
-        for i, (name, prop) in enumerate(schema.get("properties", {}).items()):
-            kind = prop.get("type")
-            if kind == "array":
-                n = max(prop.get("minItems", 1), min(prop.get("maxItems", 3), 3))
-                out[name] = [" ".join(words[(digest + i + j) % len(words):][:2] or words[:2])
-                             for j in range(n)]
-            elif "enum" in prop:
-                out[name] = prop["enum"][digest % len(prop["enum"])]
-            elif kind in ("number", "integer"):
-                out[name] = digest % 4 if kind == "integer" else (digest % 100) / 100
-            elif kind == "boolean":
-                out[name] = bool(digest % 2)
-            else:
-                out[name] = " ".join(words[:3])
-        return json.dumps(out, ensure_ascii=False)
+        return json.dumps(_object(schema, words, _data_words(prompt) or words, digest),
+                          ensure_ascii=False)
     return " ".join(words[digest % len(words):][:4] or words[:4])
+
+
+def _data_words(prompt: str) -> list[str]:
+    """Words of the string values of the first JSON object in the prompt."""
+    start = prompt.find("{")
+    if start < 0:
+        return []
+    try:
+        value = json.JSONDecoder().raw_decode(prompt[start:])[0]
+    except ValueError:
+        return []
+    out: list[str] = []
+
+    def walk(v: object) -> None:
+        if isinstance(v, str):
+            out.extend(_words(v))
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    walk(value)
+    return out
+
+
+def _object(schema: dict, words: list[str], data: list[str], digest: int) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for i, (name, prop) in enumerate(schema.get("properties", {}).items()):
+        kind = prop.get("type")
+        if kind == "array" and prop.get("items", {}).get("type", "string") == "string" \
+                and "enum" not in prop.get("items", {}):
+            n = max(prop.get("minItems", 1), min(prop.get("maxItems", 3), 3))
+            out[name] = [" ".join(words[(digest + i + j) % len(words):][:2] or words[:2])
+                         for j in range(n)]
+        else:
+            out[name] = _value(prop, words, data, digest, i)
+    return out
+
+
+def _value(prop: dict, words: list[str], data: list[str], digest: int, i: int) -> object:
+    kind = prop.get("type")
+    if "enum" in prop:
+        return prop["enum"][digest % len(prop["enum"])]
+    if kind == "object":
+        return _object(prop, words, data, digest)
+    if kind == "array":
+        item = prop.get("items", {})
+        n = max(prop.get("minItems", 1), min(prop.get("maxItems", 3), 3))
+        if "enum" in item:  # distinct picks, offset per property so lists differ
+            choices = item["enum"]
+            n = min(n, len(choices))
+            return [choices[(digest + i * n + j) % len(choices)] for j in range(n)]
+        return [_value(item, words, data, digest + 7 * j, j) for j in range(n)]
+    if kind in ("number", "integer"):
+        if "minimum" not in prop and "maximum" not in prop:
+            return digest % 4 if kind == "integer" else (digest % 100) / 100
+        lo, hi = prop.get("minimum", 0), prop.get("maximum", prop.get("minimum", 0) + 3)
+        if kind == "integer":
+            return int(lo + digest % (int(hi) - int(lo) + 1))
+        return lo + (hi - lo) * (digest % 100) / 100
+    if kind == "boolean":
+        return bool(digest % 2)
+    text = " ".join(data[(digest + i) % len(data):][:2] or data[:2])
+    return text[: prop.get("maxLength", len(text))].strip() or "item"
 
 
 class FakeEngine(Engine):

@@ -11,7 +11,7 @@ import pandas as pd
 from shopaug.components import ComponentConfig
 from shopaug.data.bundle import ShopData
 from shopaug.errors import ShopAugError
-from shopaug.models.rec.base import Recommender
+from shopaug.models.rec.base import Recommender, positives
 
 
 class PopularityConfig(ComponentConfig):
@@ -21,6 +21,9 @@ class PopularityConfig(ComponentConfig):
     window_days: float | None = None
     #: skip items the user already interacted with
     exclude_seen: bool = False
+    #: count synthetic rows too (default: popularity is a fact about real sales, and
+    #: pseudo-users such as attribute or sequence users would distort it)
+    include_synthetic: bool = False
 
 
 class Popularity(Recommender):
@@ -28,7 +31,9 @@ class Popularity(Recommender):
     Config = PopularityConfig
 
     def fit(self, train: ShopData, seed: int = 0) -> Popularity:
-        inter = train.interactions
+        inter = positives(train.interactions)
+        if not self.config.include_synthetic:
+            inter = inter[inter["origin"] == "real"]
         if self.config.window_days is not None and len(inter):
             start = inter["timestamp"].max() - pd.Timedelta(days=self.config.window_days)
             inter = inter[inter["timestamp"] >= start]

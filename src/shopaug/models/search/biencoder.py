@@ -13,12 +13,13 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from shopaug.components import ComponentConfig
 from shopaug.data.bundle import ShopData
 from shopaug.errors import ShopAugError
 from shopaug.models.search.base import SearchModel, item_text
-from shopaug.models.search.encoder import encode, load_encoder, minilm_path
+from shopaug.models.search.encoder import cached_encode, encode, load_encoder, minilm_path
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,13 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
 
 def training_pairs(train: ShopData, use_synthetic: bool = True, max_pairs: int | None = None,
-                   seed: int = 0, with_description: bool = True) -> pd.DataFrame:
+                   seed: int = 0, with_description: bool = True,
+                   max_synthetic_pairs: int | None = None) -> pd.DataFrame:
     """Judged (query, item) pairs with texts: columns query_id, item_id, query, item,
-    gain, origin. At most ``max_pairs``, sampled with ``seed``."""
+    gain, origin. At most ``max_pairs``, sampled with ``seed``: real pairs are kept
+    first and synthetic ones fill what is left, so a cap never trades real labels for
+    synthetic ones. ``max_synthetic_pairs`` caps the synthetic pairs on their own
+    (applied first)."""
     judg = train.judgments
     if not use_synthetic:
         judg = judg[judg["origin"] == "real"]
@@ -73,8 +78,19 @@ def training_pairs(train: ShopData, use_synthetic: bool = True, max_pairs: int |
     pairs = pairs[(pairs["query"].str.strip() != "") & (pairs["item"].str.strip() != "")]
     pairs = pairs.drop_duplicates(["query_id", "item_id"])
     pairs = pairs.sort_values(["query_id", "item_id"]).reset_index(drop=True)
+    synthetic = np.flatnonzero((pairs["origin"] != "real").to_numpy())
+    if max_synthetic_pairs is not None and len(synthetic) > max_synthetic_pairs:
+        rng = np.random.default_rng(seed + 1)
+        drop = np.setdiff1d(synthetic, rng.choice(synthetic, max_synthetic_pairs,
+                                                  replace=False))
+        pairs = pairs.drop(index=drop).reset_index(drop=True)
     if max_pairs is not None and len(pairs) > max_pairs:
-        keep = np.random.default_rng(seed).choice(len(pairs), size=max_pairs, replace=False)
+        rng = np.random.default_rng(seed)
+        real = np.flatnonzero((pairs["origin"] == "real").to_numpy())
+        other = np.flatnonzero((pairs["origin"] != "real").to_numpy())
+        keep_real = rng.choice(real, size=min(len(real), max_pairs), replace=False)
+        keep_other = rng.choice(other, size=max_pairs - len(keep_real), replace=False)
+        keep = np.concatenate([keep_real, keep_other]).astype(int)
         pairs = pairs.iloc[np.sort(keep)].reset_index(drop=True)
     return pairs
 
@@ -112,7 +128,10 @@ class BiEncoderConfig(ComponentConfig):
     epochs: int = 1
     batch_size: int = 32
     lr: float = 2e-5
+    #: cap on training pairs, real ones kept first (None: all)
     max_pairs: int | None = None
+    #: separate cap on synthetic pairs (None: all)
+    max_synthetic_pairs: int | None = None
     #: pairs with gain >= min_gain are positives (for the mnrl loss)
     min_gain: float = 0.5
     #: mnrl: in-batch negatives over positive pairs; cosine: regress cos on gain
@@ -124,6 +143,12 @@ class BiEncoderConfig(ComponentConfig):
     #: torch CPU threads for training and encoding (None: torch's default); use 1
     #: when other work shares the cores
     threads: int | None = None
+    #: dense doc2query: score = cos(query, item) + w * max cos(query, a synthetic query
+    #: written for the item); items without synthetic queries use cos(query, item)
+    #: in that slot. 0 = off.
+    expansion_weight: float = Field(0.0, ge=0.0)
+    #: load the synthetic queries for `expansion_scores` even when the weight is 0
+    keep_expansions: bool = False
 
 
 class BiEncoder(SearchModel):
@@ -139,7 +164,7 @@ class BiEncoder(SearchModel):
         self.n_train_pairs_ = 0
         if cfg.fine_tune:
             pairs = training_pairs(train, cfg.use_synthetic, cfg.max_pairs, seed,
-                                   cfg.with_description)
+                                   cfg.with_description, cfg.max_synthetic_pairs)
             with torch_threads(cfg.threads):
                 self.model_ = self._train(path, pairs, seed)
         else:
@@ -148,10 +173,18 @@ class BiEncoder(SearchModel):
             if self.model_.max_seq_length != cfg.max_seq_length:
                 self.model_ = self._load(path)
         self.fit_seconds_ = time.perf_counter() - start
+        # a zero-shot encoder never changes: its embeddings can be shared process-wide
+        self.frozen_key_ = None if cfg.fine_tune else f"{path}|{cfg.max_seq_length}"
         items = train.items.drop_duplicates("item_id")
         self.item_text_ = pd.Series(item_text(items, cfg.with_description).to_numpy(),
                                     index=items["item_id"].astype(str))
         self.item_emb_: dict[str, np.ndarray] = {}
+        self.expansions_ = pd.DataFrame(columns=["item_id", "text"])
+        if cfg.expansion_weight > 0 or cfg.keep_expansions:
+            from shopaug.models.search.lexical import synthetic_expansions
+
+            self.expansions_ = synthetic_expansions(train).astype({"item_id": str})
+        self.query_emb_: dict[str, np.ndarray] = {}
         if cfg.precompute_items:
             self.item_embeddings(self.item_text_.index.to_numpy())
         log.info("biencoder: trained on %d pairs in %.1fs", self.n_train_pairs_,
@@ -223,6 +256,8 @@ class BiEncoder(SearchModel):
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         with torch_threads(self.config.threads):
+            if self.frozen_key_:
+                return cached_encode(texts, self.frozen_key_, self.model_)
             return encode(texts, model=self.model_, batch_size=64, normalize=True)
 
     def score(self, queries: pd.DataFrame, candidates: pd.DataFrame) -> pd.Series:
@@ -241,4 +276,35 @@ class BiEncoder(SearchModel):
         if known.any():
             item_emb = self.item_embeddings(ids[known])
             out[known] = np.einsum("ij,ij->i", q_emb[q_row[known]], item_emb)
+        if self.config.expansion_weight > 0:
+            best = self._expansion_similarity(q_emb[q_row], ids)
+            out = out + self.config.expansion_weight * np.where(np.isnan(best), out, best)
         return pd.Series(out, index=candidates.index)
+
+    def expansion_scores(self, queries: pd.DataFrame, candidates: pd.DataFrame) -> pd.Series:
+        """Best cosine between each candidate's query and its item's synthetic queries
+        (NaN when the item has none): a feature for learning to rank."""
+        texts = queries.drop_duplicates("query_id").set_index("query_id")["text"]
+        qtext = candidates["query_id"].map(texts).fillna("").astype(str).to_numpy()
+        unique = pd.unique(qtext)
+        q_emb = self._encode(list(unique))
+        q_row = pd.Series(np.arange(len(unique)), index=unique).loc[qtext].to_numpy()
+        ids = candidates["item_id"].astype(str).to_numpy()
+        return pd.Series(self._expansion_similarity(q_emb[q_row], ids), index=candidates.index)
+
+    def _expansion_similarity(self, q_emb: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Per candidate row, the best cosine between its query and the synthetic queries
+        of its item (NaN when the item has none)."""
+        exp = self.expansions_[self.expansions_["item_id"].isin(ids)]
+        best = np.full(len(ids), np.nan)
+        if not len(exp):
+            return best
+        missing = sorted(set(exp["text"]) - self.query_emb_.keys())
+        if missing:
+            self.query_emb_.update(zip(missing, self._encode(missing), strict=True))
+        rows = pd.Series(np.arange(len(ids))).groupby(ids).agg(list)
+        for item, texts in exp.groupby("item_id")["text"]:
+            emb = np.stack([self.query_emb_[t] for t in texts])
+            at = rows[item]
+            best[at] = (q_emb[at] @ emb.T).max(axis=1)
+        return best

@@ -45,3 +45,24 @@ def encode(texts: Sequence[str], path: str | None = None, batch_size: int = 64,
     out = model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
                        normalize_embeddings=normalize, show_progress_bar=False)
     return out.astype(np.float32, copy=False)
+
+
+#: (model key, text) -> unit embedding, shared by every caller in the process. Only for
+#: models that never change (zero-shot encoders): a benchmark fits the same zero-shot
+#: encoder for many variants and seeds, and encoding the catalog is the slow part.
+_CACHE: dict[tuple[str, str], np.ndarray] = {}
+_CACHE_MAX = 300_000
+
+
+def cached_encode(texts: Sequence[str], key: str, model) -> np.ndarray:
+    """Unit embeddings of ``texts`` by a frozen ``model`` named ``key``, each distinct
+    text encoded at most once per process."""
+    missing = sorted({t for t in texts if (key, t) not in _CACHE})
+    if missing:
+        if len(_CACHE) + len(missing) > _CACHE_MAX:
+            _CACHE.clear()
+        emb = encode(missing, model=model, batch_size=64, normalize=True)
+        _CACHE.update({(key, t): e for t, e in zip(missing, emb, strict=True)})
+    if not len(texts):
+        return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
+    return np.stack([_CACHE[(key, t)] for t in texts])

@@ -36,6 +36,9 @@ class LambdaMARTConfig(ComponentConfig):
     min_child_samples: int = 5
     #: train on synthetic queries (and synthetic judgments) too, when present
     use_synthetic: bool = True
+    #: with use_synthetic: also train on synthetic query groups (False: synthetic data
+    #: only feeds the doc2query features)
+    synthetic_rows: bool = True
     #: BM25 hard negatives (label 0) added per synthetic query, which has one positive
     negatives_per_synthetic: int = 10
     #: the pool of BM25 top items the negatives are drawn from
@@ -77,7 +80,10 @@ class LambdaMART(SearchModel):
         if "bm25_doc2query" in feats:
             # A synthetic query sits inside its own item's expanded text: hide that
             # in-sample score rather than teach the model to trust it.
-            feats.loc[groups["query_id"].isin(synthetic_q).to_numpy(), "bm25_doc2query"] = np.nan
+            own = groups["query_id"].isin(synthetic_q).to_numpy()
+            for col in ("bm25_doc2query", "cos_doc2query"):
+                if col in feats:
+                    feats.loc[own, col] = np.nan
         self.feature_names_ = list(feats.columns)
         sizes = groups.groupby("query_id", sort=False).size().to_numpy()
         self.ranker_ = LGBMRanker(
@@ -98,7 +104,7 @@ class LambdaMART(SearchModel):
         judg, queries = train.judgments, train.queries
         judg = judg[judg["query_id"].isin(queries["query_id"])
                     & judg["item_id"].isin(train.items["item_id"]) & judg["gain"].notna()]
-        if not cfg.use_synthetic:
+        if not (cfg.use_synthetic and cfg.synthetic_rows):
             judg = judg[judg["origin"] == "real"]
         # Real judgments win over synthetic ones for the same pair.
         judg = judg.sort_values("origin", key=lambda s: s != "real", kind="stable")
@@ -122,8 +128,8 @@ class LambdaMART(SearchModel):
         self.encoders_: dict[str, BiEncoder] = {}
         if cfg.biencoder_zero_shot:
             self.encoders_["cos_zero_shot"] = BiEncoder(
-                fine_tune=False, with_description=cfg.with_description,
-                threads=cfg.threads).fit(train, seed)
+                fine_tune=False, with_description=cfg.with_description, threads=cfg.threads,
+                keep_expansions=self.d2q_ is not None).fit(train, seed)
         if cfg.biencoder_fine_tune:
             self.encoders_["cos_fine_tuned"] = BiEncoder(
                 fine_tune=True, use_synthetic=cfg.use_synthetic,
@@ -147,6 +153,10 @@ class LambdaMART(SearchModel):
             feats["bm25_doc2query"] = self.d2q_.score(queries, cands)
         for name, encoder in self.encoders_.items():
             feats[name] = encoder.score(queries, cands)
+        if self.d2q_ is not None and "cos_zero_shot" in self.encoders_:
+            # dense doc2query: how close the query is to what was written for the item
+            feats["cos_doc2query"] = self.encoders_["cos_zero_shot"].expansion_scores(
+                queries, cands)
         texts = queries.drop_duplicates("query_id").set_index("query_id")["text"]
         q_tokens = cands["query_id"].map(texts.map(lambda t: frozenset(tokenize(t))))
         t_tokens = cands["item_id"].map(self.title_tokens_)

@@ -1,0 +1,178 @@
+"""Simulated interactions (LLMRec edge augmentation) for users with short histories.
+
+A base recommender, fitted on the real training interactions the augmenter is given,
+proposes candidates a user has not bought; the LLM sees the user's purchases and the
+numbered candidates and says which they would buy and which not. Answers are
+restricted to the candidate numbers (an enum in the schema, so a grammar-constrained
+engine cannot even write another number), and the rows follow the recommendation
+data conventions: positives weighted ``positive_weight``, negatives ``event="negative"``
+with value 0, timestamps at the user's last training event, full provenance.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, model_validator
+
+from shopaug.augment.base import Augmenter, record_seed
+from shopaug.augment.enrich import template_examples, with_schema
+from shopaug.augment.profiles import language_of, recent_items, title_of, training_history
+from shopaug.augment.queries import Language, LLMStageConfig, save_errors
+from shopaug.data.bundle import ShopData
+from shopaug.llm import PromptTemplate, errors_table, generate_structured
+from shopaug.models.rec.base import Recommender
+
+if TYPE_CHECKING:
+    from shopaug.pipeline.runner import RunContext
+
+TEMPLATE = "interaction_sim"
+
+
+class InteractionSimulationConfig(LLMStageConfig):
+    max_tokens: int = Field(32, ge=8)
+    temperature: float = Field(0.3, ge=0)
+    max_users: int | None = Field(None, ge=1)
+    #: users with at least min_history and at most max_history distinct training items
+    min_history: int = Field(1, ge=1)
+    max_history: int = Field(5, ge=1, le=50)
+    #: candidates shown per user, from the base recommender, bought items left out
+    n_candidates: int = Field(10, ge=2, le=30)
+    #: at most this many positives and negatives taken from each answer
+    n_positive: int = Field(2, ge=1, le=10)
+    n_negative: int = Field(2, ge=0, le=10)
+    #: training weight (`value`) of a simulated positive
+    positive_weight: float = Field(0.5, gt=0, le=1)
+    #: registered recommender that proposes the candidates, and its config
+    candidates_from: str = "popularity"
+    candidates_config: dict[str, Any] = Field(default_factory=dict)
+    #: show candidates in a per-user seeded order, not ranked (small models favour the top)
+    shuffle: bool = True
+    #: drop interactions at or after this time first
+    cutoff: dt.datetime | None = None
+    #: prompt language; "auto" picks Chinese when most of the user's titles are Chinese
+    language: Language = "auto"
+    title_chars: int = Field(60, ge=10)
+
+    @model_validator(mode="after")
+    def _recommender(self) -> InteractionSimulationConfig:
+        from shopaug import registry
+        from shopaug.errors import RegistryError
+
+        try:
+            registry.create("recommender", self.candidates_from, self.candidates_config)
+        except RegistryError as exc:
+            raise ValueError(f"candidates_from: {exc}") from None
+        if self.min_history > self.max_history:
+            raise ValueError("min_history must not exceed max_history")
+        return self
+
+
+class InteractionSimulation(Augmenter):
+    """LLM-chosen positive and negative interactions among a base recommender's candidates.
+
+    ``report_`` counts users asked, answered and failed, rows made, and indices
+    dropped for being both positive and negative.
+    """
+
+    name = "interaction_simulation"
+    Config = InteractionSimulationConfig
+    requires: ClassVar[dict[str, tuple[str, ...]]] = {"items": ("title",)}
+    config: InteractionSimulationConfig
+
+    def run(self, data: ShopData, ctx: RunContext) -> ShopData:
+        cfg = self.config
+        self.errors_ = errors_table([], self.name)
+        self.report_ = {"users": 0, "answered": 0, "failed": 0, "positives": 0,
+                        "negatives": 0, "contradictions": 0}
+        history = training_history(data, cfg.cutoff)
+        if history.empty:
+            return data
+        counts = history.groupby("user_id")["item_id"].nunique()
+        users = counts[(counts >= cfg.min_history) & (counts <= cfg.max_history)].index.tolist()
+        users = users[: cfg.max_users] if cfg.max_users else users
+        if not users:
+            return data
+        recs = self._recommender(data, history, ctx.seed).recommend(
+            users, k=cfg.n_candidates + cfg.max_history)
+        bought = recent_items(history[history["user_id"].isin(set(users))], cfg.max_history)
+        titles = title_of(data.items, cfg.title_chars)
+        last = history.groupby("user_id").head(1).set_index("user_id")  # newest event
+        templates: dict[str, tuple[PromptTemplate, list]] = {}
+        requests, shown_of = [], {}
+        for user, group in recs.sort_values(["user_id", "rank"]).groupby("user_id", sort=True):
+            seen = set(bought[user])
+            shown = [i for i in group["item_id"] if i not in seen][: cfg.n_candidates]
+            if len(shown) < 2:
+                continue
+            seed = record_seed(ctx.seed, self.name, str(user))
+            if cfg.shuffle:
+                shown = [shown[i] for i in np.random.default_rng(seed).permutation(len(shown))]
+            fields = {"purchased": [titles.get(i, str(i)) for i in bought[user]],
+                      "candidates": {str(n): titles.get(i, str(i))
+                                     for n, i in enumerate(shown, 1)}}
+            lang = language_of(fields["purchased"], cfg.language)  # the shopper's language
+            if (lang, len(shown)) not in templates:
+                templates[lang, len(shown)] = self._template(lang, len(shown))
+            template, examples = templates[lang, len(shown)]
+            shown_of[str(user)] = shown
+            requests.append(template.request(
+                fields, examples, sampling=cfg.sampling(), request_id=str(user), seed=seed,
+                n_positive=cfg.n_positive, n_negative=cfg.n_negative))
+        self.report_["users"] = len(requests)
+        if not requests:
+            return data
+        results = generate_structured(ctx.llm, requests, stage=self.name, retries=cfg.retries)
+        self.errors_ = save_errors(results, self.name, ctx)
+        ok = [r for r in results if r.ok]
+        self.report_["answered"], self.report_["failed"] = len(ok), len(results) - len(ok)
+        rows = []
+        for r in ok:
+            user = r.request.request_id
+            pos = list(dict.fromkeys(r.value["positives"]))
+            neg = list(dict.fromkeys(r.value.get("negatives", [])))
+            both = set(pos) & set(neg)  # contradictory: trust neither
+            self.report_["contradictions"] += len(both)
+            pos = [n for n in pos if n not in both][: cfg.n_positive]
+            neg = [n for n in neg if n not in both][: cfg.n_negative]
+            for numbers, event, value in ((pos, None, cfg.positive_weight), (neg, "negative", 0.0)):
+                for n in numbers:
+                    rows.append({"user_id": user, "item_id": shown_of[user][n - 1],
+                                 "timestamp": last.at[user, "timestamp"],
+                                 "event": event or last.at[user, "event"],
+                                 "value": value, "prompt_id": r.request.template})
+        if not rows:
+            return data
+        made = pd.DataFrame(rows)
+        made["event"] = made["event"].fillna("purchase")
+        self.report_["positives"] = int((made["event"] != "negative").sum())
+        self.report_["negatives"] = int((made["event"] == "negative").sum())
+        out = self.provenance(made.drop(columns="prompt_id"), ctx,
+                              llm_model=ctx.llm.engine.model_id)
+        out["prompt_id"] = made["prompt_id"].to_numpy()
+        return data.append("interactions", out)
+
+    def _recommender(self, data: ShopData, history: pd.DataFrame, seed: int) -> Recommender:
+        from shopaug import registry
+
+        model = registry.create("recommender", self.config.candidates_from,
+                                self.config.candidates_config)
+        assert isinstance(model, Recommender)
+        return model.fit(data.replace(interactions=history), seed=seed)
+
+    def _template(self, lang: str, n: int) -> tuple[PromptTemplate, list]:
+        """Answers restricted to the numbers 1..n: an enum a grammar can enforce."""
+        cfg = self.config
+        base = PromptTemplate.load(TEMPLATE, lang)
+        schema = copy.deepcopy(base.schema or {})
+        for key, limit in (("positives", cfg.n_positive), ("negatives", cfg.n_negative)):
+            schema["properties"][key]["items"]["enum"] = list(range(1, n + 1))
+            schema["properties"][key]["maxItems"] = limit
+        if cfg.n_negative == 0:
+            del schema["properties"]["negatives"]
+            schema["required"] = ["positives"]
+        return with_schema(base, schema), template_examples(TEMPLATE, lang)

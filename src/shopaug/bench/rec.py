@@ -1,0 +1,330 @@
+"""``shopaug bench rec``: does augmentation make recommenders better on your data?
+
+Protocol. One temporal split (the last ``test_days`` are test). Each augmenter
+runs once on the training side only (so no prompt can contain a test purchase),
+each on the real training data, and their outputs are merged into one augmented
+training set. Every model is trained on the real training data and on the
+augmented one with the same settings, over several seeds, and scored on the same
+test users: Recall/NDCG/HR/MAP@k overall and on the cold-user, cold-item and
+long-tail slices, mean with a 95% bootstrap interval over (seed, user) pairs, and
+paired differences augmented minus real. With ``ablation`` on, the chosen
+variants are also trained with each augmenter alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from shopaug import registry
+from shopaug.artifacts import atomic_write_json
+from shopaug.data.bundle import ShopData
+from shopaug.data.split import Split, split
+from shopaug.evaluate.rec import per_user_metrics
+from shopaug.evaluate.stats import bootstrap_mean, paired_difference, sign_test_p
+
+log = logging.getLogger(__name__)
+
+CONTENT_SOURCE = {"name": "content", "n": 50}
+_SOURCES = [{"name": "popularity", "n": 50}, {"name": "itemknn", "n": 50},
+            {"name": "als", "n": 50}, CONTENT_SOURCE]
+
+#: variant -> (registry name, config, trained on augmented data?)
+VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
+    "popularity": ("popularity", {}, False),
+    "itemknn": ("itemknn", {}, False),
+    "itemknn_augmented": ("itemknn", {}, True),
+    "als_real": ("als", {}, False),
+    "als_augmented": ("als", {}, True),
+    "sasrec_real": ("sasrec", {}, False),
+    "sasrec_augmented": ("sasrec", {}, True),
+    # raw catalog text only vs enriched attributes, profiles and synthetic history
+    "content_real": ("content", {"use_attributes": False, "profile_weight": 0.0}, False),
+    "content_augmented": ("content", {}, True),
+    "hybrid_real": ("hybrid", {"sources": _SOURCES}, False),
+    "hybrid_augmented": ("hybrid", {"sources": _SOURCES}, True),
+}
+PAIRS = {"itemknn_augmented": "itemknn", "als_augmented": "als_real",
+         "sasrec_augmented": "sasrec_real", "content_augmented": "content_real",
+         "hybrid_augmented": "hybrid_real"}
+
+DEFAULT_AUGMENT: list[dict[str, Any]] = [
+    # LLM stages, each with a budget: the items and users that need help most first
+    {"name": "item_enrichment", "config": {"max_tokens": 96, "description_words": 0},
+     "target": {"items": "cold_and_tail", "max": 300}},
+    {"name": "user_profiles", "config": {"max_tokens": 64, "profile_words": 20},
+     "target": {"users": "sparse", "max": 200}},
+    {"name": "interaction_simulation", "config": {"max_users": 200}},
+    # every shared title word or enriched value as a weighted pseudo-buyer
+    {"name": "attribute_users", "config": {"source": "both", "weight": 0.2}},
+    # classical stages
+    {"name": "sequence_augment", "config": {"ops": ["crop", "mask", "reorder"],
+                                            "max_history": 20}},
+    {"name": "rec_teacher_labels", "config": {"teacher": "itemknn", "max_history": 3}},
+]
+
+
+@dataclass
+class RecBenchConfig:
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    split: dict[str, Any] = field(default_factory=lambda: {"name": "temporal",
+                                                           "config": {"test_days": 30}})
+    ks: list[int] = field(default_factory=lambda: [20])
+    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    augment: list[dict[str, Any]] = field(default_factory=lambda: list(DEFAULT_AUGMENT))
+    #: per-variant config overrides, e.g. {"sasrec_real": {"epochs": 2}}
+    overrides: dict[str, dict[str, Any]] = field(default_factory=lambda: {
+        "sasrec_real": {"epochs": 10}, "sasrec_augmented": {"epochs": 10}})
+    #: variants retrained with each augmenter alone (on the first seed)
+    ablation: list[str] = field(default_factory=list)
+    #: per augmented variant, the augmenters whose synthetic interactions it trains on
+    #: (default: all), e.g. {"sasrec_augmented": ["sequence_augment"]}
+    use: dict[str, list[str]] = field(default_factory=lambda: {
+        # a sequence model learns order: attribute pseudo-users have none
+        "sasrec_augmented": ["sequence_augment", "interaction_simulation",
+                             "rec_teacher_labels"]})
+    n_boot: int = 2000
+    progress: bool = True
+
+
+# -- augmentation ------------------------------------------------------------------
+
+def _target(train: ShopData, spec: dict[str, Any]) -> ShopData:
+    """The part of the training data an LLM stage should spend its budget on."""
+    target = spec.get("target") or {}
+    limit = int(target.get("max", 0)) or None
+    inter = train.interactions[train.interactions["origin"] == "real"]
+    if target.get("items") == "cold_and_tail":
+        counts = inter.groupby("item_id").size()
+        items = train.items.assign(n=train.items["item_id"].map(counts).fillna(0))
+        chosen = items.sort_values(["n", "item_id"], kind="stable").head(limit)["item_id"]
+        return train.replace(items=train.items[train.items["item_id"].isin(chosen)],
+                             interactions=inter[inter["item_id"].isin(chosen)])
+    if target.get("users") == "sparse":
+        counts = inter.groupby("user_id").size().sort_values(kind="stable")
+        chosen = counts.index[:limit] if limit else counts.index
+        users = train.users[train.users["user_id"].isin(chosen)]
+        return train.replace(users=users, interactions=inter[inter["user_id"].isin(chosen)])
+    return train
+
+
+def _merge(train: ShopData, name: str, base: ShopData, out: ShopData) -> ShopData:
+    """Fold one augmenter's output (run on ``base``) into ``train``: new synthetic
+    interactions and users are appended, changed item attributes and user profiles
+    are taken over."""
+    syn = out.interactions[out.interactions["origin"] == "synthetic"]
+    syn = syn[~syn.index.isin(base.interactions.index)] if len(base.interactions) else syn
+    merged = train.append("interactions", syn) if len(syn) else train
+    users, new_users = merged.users, out.users
+    known = set(users["user_id"])
+    added = new_users[~new_users["user_id"].isin(known)]
+    for col in ("profile_text", "interests"):
+        if col in new_users.columns:
+            values = new_users.set_index("user_id")[col].dropna()
+            if len(values):
+                if col not in users.columns:
+                    users = users.assign(**{col: None})
+                users = users.assign(**{col: users["user_id"].map(values).where(
+                    users["user_id"].isin(values.index), users[col])})
+    if len(added):
+        users = pd.concat([users, added], ignore_index=True)
+    items = merged.items
+    if "attributes" in out.items.columns:
+        attrs = out.items.set_index("item_id")["attributes"].dropna()
+        before = (base.items.set_index("item_id")["attributes"].dropna()
+                  if "attributes" in base.items.columns else pd.Series(dtype=object))
+        changed = attrs[~attrs.index.isin(before.index) | (attrs != before.reindex(attrs.index))]
+        if len(changed):
+            if "attributes" not in items.columns:
+                items = items.assign(attributes=None)
+            items = items.assign(attributes=items["item_id"].map(changed).where(
+                items["item_id"].isin(changed.index), items["attributes"]))
+    log.info("augmenter %s: %d synthetic interactions, %d new users", name, len(syn),
+             len(added))
+    return merged.replace(users=users, items=items)
+
+
+def augment(train: ShopData, specs: list[dict[str, Any]], ctx
+            ) -> tuple[ShopData, dict[str, ShopData], pd.DataFrame]:
+    """(all augmenters merged, each augmenter alone, report rows)."""
+    alone, report = {}, []
+    merged = train
+    for spec in specs:
+        start = time.perf_counter()
+        component = registry.create("augmenter", spec["name"], spec.get("config", {}))
+        base = _target(train, spec)
+        out = component.run(base, ctx)
+        alone[spec["name"]] = _merge(train, spec["name"], base, out)
+        merged = _merge(merged, spec["name"], base, out)
+        report.append({"augmenter": spec["name"], "seconds": time.perf_counter() - start,
+                       "synthetic_interactions": int(
+                           (alone[spec["name"]].interactions["origin"] == "synthetic").sum()),
+                       "report": json.dumps(getattr(component, "report_", {}) or {},
+                                            default=str)})
+    return merged, alone, pd.DataFrame(report)
+
+
+# -- training and scoring ---------------------------------------------------------
+
+def _fit_eval(variant: str, data: ShopData, parts: Split, cfg: RecBenchConfig,
+              seed: int) -> pd.DataFrame:
+    name, config, _ = VARIANTS[variant]
+    config = {**config, **cfg.overrides.get(variant, {})}
+    model = registry.create("recommender", name, config).fit(data, seed=seed)
+    return per_user_metrics(model, parts.train, parts, cfg.ks)
+
+
+def only(data: ShopData, augmenters: list[str] | None) -> ShopData:
+    """``data`` keeping synthetic interactions of the given augmenters only."""
+    if augmenters is None:
+        return data
+    inter = data.interactions
+    keep = (inter["origin"] == "real") | inter["augmenter"].isin(augmenters)
+    return data.replace(interactions=inter[keep])
+
+
+def run_variants(parts: Split, augmented: ShopData, cfg: RecBenchConfig
+                 ) -> tuple[pd.DataFrame, dict[str, float]]:
+    from tqdm.auto import tqdm
+
+    rows, seconds = [], {}
+    bar = tqdm(total=len(cfg.seeds) * len(cfg.variants), desc="rec bench", unit="fit",
+               disable=not cfg.progress)
+    for seed in cfg.seeds:
+        for variant in cfg.variants:
+            bar.set_postfix_str(f"seed {seed} {variant}")
+            start = time.perf_counter()
+            data = (only(augmented, cfg.use.get(variant)) if VARIANTS[variant][2]
+                    else parts.train)
+            rows.append(_fit_eval(variant, data, parts, cfg, seed).assign(
+                variant=variant, seed=seed))
+            seconds[variant] = seconds.get(variant, 0.0) + time.perf_counter() - start
+            bar.update()
+    bar.close()
+    return pd.concat(rows, ignore_index=True), seconds
+
+
+def summarize(per_user: pd.DataFrame, ks: list[int], n_boot: int = 2000) -> dict[str, Any]:
+    metrics = [m for k in ks for m in (f"recall@{k}", f"ndcg@{k}")]
+    out: dict[str, Any] = {"metrics": metrics, "variants": {}, "paired": {}}
+    for (variant, slice_), frame in per_user.groupby(["variant", "slice"], sort=False):
+        res = out["variants"].setdefault(variant, {})
+        res[slice_] = {m: bootstrap_mean(frame[m], n_boot).to_dict() for m in metrics}
+        res[slice_]["users"] = int(frame["user_id"].nunique())
+        res[slice_]["means"] = {c: float(frame[c].mean()) for c in frame.columns if "@" in c}
+    indexed = per_user.set_index(["slice", "seed", "user_id"])
+    variants = set(per_user["variant"])
+
+    def paired(a_name: str, b_name: str) -> dict[str, Any]:
+        a = indexed[indexed["variant"] == a_name]
+        b = indexed[indexed["variant"] == b_name]
+        res = {}
+        for slice_ in a.index.get_level_values(0).unique():
+            res[slice_] = {m: {**paired_difference(a.loc[slice_][m], b.loc[slice_][m],
+                                                   n_boot).to_dict(),
+                               "sign_test_p": sign_test_p(a.loc[slice_][m], b.loc[slice_][m])}
+                           for m in metrics}
+        return res
+
+    for aug, real in PAIRS.items():
+        if aug in variants and real in variants:
+            out["paired"][f"{aug} - {real}"] = paired(aug, real)
+    # the headline: best augmented model vs best real-only model, by overall recall
+    first = metrics[0]
+    means = {v: r["all"][first]["mean"] for v, r in out["variants"].items() if "all" in r}
+    aug = [v for v in means if VARIANTS.get(v, ("", {}, False))[2]]
+    real = [v for v in means if not VARIANTS.get(v, ("", {}, False))[2]]
+    if aug and real:
+        best_aug, best_real = max(aug, key=means.get), max(real, key=means.get)
+        out["best"] = {"augmented": best_aug, "real": best_real}
+        out["paired"][f"{best_aug} - {best_real} (best vs best)"] = paired(best_aug, best_real)
+    return out
+
+
+def write_table(summary: dict[str, Any]) -> str:
+    metric = summary["metrics"][0]
+    slices = ["all", "cold_users", "cold_items", "long_tail"]
+    lines = [f"{metric} (mean over (seed, test user), 95% bootstrap interval on 'all')", "",
+             f"{'variant':<20}{'all':>8}  {'95% CI':<18}" + "".join(f"{s:>12}"
+                                                                 for s in slices[1:])]
+    for variant, res in summary["variants"].items():
+        a = res.get("all", {}).get(metric, {})
+        cells = "".join(f"{res[s][metric]['mean']:>12.4f}" if s in res else f"{'-':>12}"
+                        for s in slices[1:])
+        lines.append(f"{variant:<20}{a.get('mean', float('nan')):>8.4f}  "
+                     f"[{a.get('lo', float('nan')):.4f}, {a.get('hi', float('nan')):.4f}]"
+                     + cells)
+    lines.append("")
+    for pair, res in summary["paired"].items():
+        for slice_ in ("all", "cold_items"):
+            if slice_ in res:
+                d = res[slice_][metric]
+                mark = "*" if d["excludes_zero"] else " "
+                lines.append(f"{pair:<44}{slice_:<11}{d['mean']:+.4f} "
+                             f"[{d['lo']:+.4f}, {d['hi']:+.4f}]{mark}")
+    return "\n".join(lines)
+
+
+def run_rec_benchmark(data: ShopData, out_dir: str | Path, cfg: RecBenchConfig,
+                      llm_config=None, llm=None) -> dict[str, Any]:
+    """Run the benchmark; ``llm`` (an `LLM`) overrides the one built from ``llm_config``."""
+    from shopaug.pipeline.runner import RunContext
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = cfg.split
+    parts = split(data, spec["name"], seed=0, **spec.get("config", {}))
+    ctx = RunContext(seed=0, run_dir=out_dir, progress=cfg.progress, llm_config=llm_config,
+                     _llm=llm)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    needs_aug = any(VARIANTS[v][2] for v in cfg.variants)
+    augmented, alone, report = (augment(parts.train, cfg.augment, ctx) if needs_aug
+                                else (parts.train, {}, pd.DataFrame()))
+    timings["augment"] = time.perf_counter() - start
+    per_user, seconds = run_variants(parts, augmented, cfg)
+    timings.update({f"fit+eval:{k}": v for k, v in seconds.items()})
+    summary = summarize(per_user, cfg.ks, cfg.n_boot)
+    if cfg.ablation and alone:
+        summary["ablation"] = ablation(parts, alone, cfg)
+    summary["timings_seconds"] = {k: round(v, 2) for k, v in timings.items()}
+    summary["split"] = parts.report()
+    summary["synthetic_counts"] = augmented.origin_counts()
+    summary["seeds"] = cfg.seeds
+    summary["llm"] = ctx._llm.ledger.to_dict() if ctx._llm is not None else None
+    per_user.to_csv(out_dir / "per_user.csv", index=False)
+    report.to_csv(out_dir / "augment_report.csv", index=False)
+    synthetic = augmented.interactions[augmented.interactions["origin"] == "synthetic"]
+    synthetic.to_csv(out_dir / "synthetic_interactions.csv", index=False)
+    atomic_write_json(out_dir / "metrics.json", summary)
+    (out_dir / "summary.txt").write_text(write_table(summary) + "\n")
+    return summary
+
+
+def ablation(parts: Split, alone: dict[str, ShopData], cfg: RecBenchConfig
+             ) -> dict[str, dict[str, float]]:
+    """Overall and cold-item recall of each ablation variant with each augmenter alone
+    (first seed), next to its real-only twin."""
+    metric = f"recall@{cfg.ks[0]}"
+    seed = cfg.seeds[0]
+    out: dict[str, dict[str, float]] = {}
+    for variant in cfg.ablation:
+        twin = PAIRS.get(variant)
+        rows = {}
+        if twin:
+            frame = _fit_eval(twin, parts.train, parts, cfg, seed)
+            rows["(real only)"] = frame
+        for name, data in alone.items():
+            rows[f"+{name}"] = _fit_eval(variant, data, parts, cfg, seed)
+        out[variant] = {
+            label: {f"{metric}:{s}": float(f.loc[f["slice"] == s, metric].mean())
+                    for s in ("all", "cold_users", "cold_items", "long_tail")
+                    if (f["slice"] == s).any()}
+            for label, f in rows.items()}
+    return out

@@ -1,0 +1,87 @@
+"""``shopaug bench rec`` end to end on the shipped demo data with the deterministic fake
+LLM and the quick model variants."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+import shopaug
+from shopaug.bench.rec import RecBenchConfig, _merge, _target, run_rec_benchmark
+from shopaug.data.split import split
+from shopaug.llm import LLM, FakeEngine, LLMCache
+
+QUICK = ["popularity", "itemknn", "als_real", "als_augmented", "content_real",
+         "content_augmented"]
+SMALL_AUGMENT = [
+    {"name": "item_enrichment", "config": {"max_tokens": 96},
+     "target": {"items": "cold_and_tail", "max": 15}},
+    {"name": "user_profiles", "target": {"users": "sparse", "max": 10}},
+    {"name": "interaction_simulation", "config": {"max_users": 10}},
+    {"name": "sequence_augment", "config": {"max_history": 10}},
+    {"name": "rec_teacher_labels", "config": {"teacher": "itemknn", "max_history": 3}},
+]
+
+
+@pytest.fixture(scope="module")
+def data():
+    from shopaug.datasets import demo_path
+
+    return shopaug.load(demo_path(), format="online_retail").data
+
+
+@pytest.fixture(scope="module")
+def summary(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("rec")
+    cfg = RecBenchConfig(seeds=[0, 1], variants=QUICK, augment=SMALL_AUGMENT, progress=False,
+                         n_boot=200, ablation=["als_augmented"],
+                         overrides={"als_real": {"threads": 1},
+                                    "als_augmented": {"threads": 1}})
+    llm = LLM(FakeEngine(), LLMCache(out / "c.sqlite"), progress=False)
+    return run_rec_benchmark(data, out / "bench", cfg, llm=llm), out / "bench"
+
+
+def test_every_variant_and_slice_with_intervals(summary):
+    result, out = summary
+    assert set(result["variants"]) == set(QUICK)
+    for res in result["variants"].values():
+        a = res["all"]["recall@20"]
+        assert a["lo"] <= a["mean"] <= a["hi"]
+        assert {"all", "cold_users", "long_tail"} <= set(res)
+    assert "als_augmented - als_real" in result["paired"]
+    assert any(k.endswith("(best vs best)") for k in result["paired"])
+    written = json.loads((out / "metrics.json").read_text())
+    assert written["variants"].keys() == result["variants"].keys()
+    per_user = pd.read_csv(out / "per_user.csv")
+    assert set(per_user["seed"]) == {0, 1}
+    synthetic = pd.read_csv(out / "synthetic_interactions.csv")
+    assert len(synthetic) and set(synthetic["augmenter"]) >= {"sequence_augment",
+                                                              "rec_teacher_labels"}
+    ablation = result["ablation"]["als_augmented"]
+    assert "(real only)" in ablation and "+sequence_augment" in ablation
+
+
+def test_augmented_training_data_never_reaches_past_the_cut(data, summary):
+    _, out = summary
+    parts = split(data, "temporal", test_days=30)
+    synthetic = pd.read_csv(out / "synthetic_interactions.csv", parse_dates=["timestamp"])
+    assert (synthetic["timestamp"] < parts.cut).all()
+
+
+def test_targets_pick_the_needy_and_merge_keeps_real_rows(data):
+    parts = split(data, "temporal", test_days=30)
+    train = parts.train
+    cold = _target(train, {"target": {"items": "cold_and_tail", "max": 5}})
+    counts = train.interactions.groupby("item_id").size()
+    assert len(cold.items) == 5
+    assert counts.reindex(cold.items["item_id"]).fillna(0).max() <= counts.min()
+    sparse = _target(train, {"target": {"users": "sparse", "max": 4}})
+    assert sparse.interactions["user_id"].nunique() <= 4
+    extra = train.interactions.head(2).assign(origin="synthetic", augmenter="x",
+                                              user_id="new~crop0")
+    out = train.append("interactions", extra)
+    merged = _merge(train, "x", train, out)
+    assert len(merged.interactions) == len(train.interactions) + 2
+    assert (merged.interactions["origin"] == "real").sum() == len(train.interactions)

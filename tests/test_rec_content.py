@@ -1,0 +1,73 @@
+"""The content recommender: text embeddings meet purchase histories."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shopaug.data.bundle import ShopData
+from shopaug.models.rec.content import ContentRecommender, attribute_text, rec_item_text
+from shopaug.testing import check_component, sample_data
+
+
+def test_conformance() -> None:
+    report = check_component(ContentRecommender, sample_data(), {"threads": 1})
+    assert "same_seed_same_output" in report
+
+
+def test_attribute_text_reads_enriched_values_only() -> None:
+    attrs = {"colour": {"value": "red", "grounded": True}, "material": "wool",
+             "style": {"value": ["casual", "warm"]}, "_provenance": {"augmenter": "x"}}
+    assert attribute_text(json.dumps(attrs)) == "colour: red; material: wool; style: casual, warm"
+    assert attribute_text(None) == "" and attribute_text("not json") == ""
+    items = pd.DataFrame({"title": ["Scarf"], "attributes": [json.dumps(attrs)]})
+    assert "colour: red" in rec_item_text(items).iloc[0]
+    assert "colour" not in rec_item_text(items, use_attributes=False).iloc[0]
+
+
+def _shop() -> ShopData:
+    titles = {"m1": "White ceramic coffee mug", "m2": "Blue ceramic tea cup",
+              "m3": "Espresso cup set porcelain", "g1": "Garden gnome statue",
+              "g2": "Garden lawn mower", "g3": "Garden hose reel"}
+    items = pd.DataFrame({"item_id": list(titles), "title": list(titles.values())})
+    day = pd.Timestamp("2024-01-01")
+    rows = [("u_kitchen", "m1", 0), ("u_kitchen", "m2", 1), ("u_garden", "g1", 0),
+            ("u_garden", "g2", 1), ("u_other", "g1", 2), ("u_other", "g2", 3)]
+    inter = pd.DataFrame([{"user_id": u, "item_id": i, "timestamp": day + pd.Timedelta(days=d),
+                           "value": 1.0} for u, i, d in rows])
+    return ShopData(items=items, interactions=inter)
+
+
+def test_recommends_by_meaning_including_items_nobody_bought() -> None:
+    model = ContentRecommender(threads=1, popularity_weight=0.0, exclude_seen=True).fit(_shop())
+    recs = model.recommend(["u_kitchen", "u_garden"], k=1).set_index("user_id")["item_id"]
+    assert recs["u_kitchen"] == "m3"  # never bought by anyone: cold, but a cup
+    assert recs["u_garden"] == "g3"
+
+
+def test_unknown_user_gets_the_popularity_prior_and_profiles_steer() -> None:
+    data = _shop()
+    model = ContentRecommender(threads=1).fit(data)
+    top = model.recommend(["stranger"], k=2)["item_id"].tolist()
+    assert set(top) == {"g1", "g2"}  # the two best sellers
+    users = pd.DataFrame({"user_id": ["stranger"], "profile_text": ["loves coffee and tea"]})
+    profiled = ContentRecommender(threads=1, popularity_weight=0.0).fit(
+        data.replace(users=users))
+    assert profiled.recommend(["stranger"], k=1)["item_id"].iloc[0].startswith("m")
+
+
+@pytest.mark.parametrize("value", [0.0, 5.0])
+def test_synthetic_weight_moves_the_taste(value: float) -> None:
+    data = _shop()
+    synth = pd.DataFrame({"user_id": ["u_other"] * 2, "item_id": ["m1", "m2"],
+                          "timestamp": pd.Timestamp("2024-01-04"), "value": value,
+                          "origin": "synthetic", "augmenter": "t"})
+    model = ContentRecommender(threads=1, popularity_weight=0.0, exclude_seen=True).fit(
+        data.append("interactions", synth))
+    top = model.recommend(["u_other"], k=1)["item_id"].iloc[0]
+    assert top.startswith("g" if value == 0.0 else "m")
+    vec = model.item_vectors(["m1", "nope"])
+    assert np.isclose(np.linalg.norm(vec[0]), 1.0, atol=1e-4) and not vec[1].any()
