@@ -317,3 +317,20 @@ def test_max_synthetic_pairs_caps_only_synthetic(data: ShopData) -> None:
     pairs = training_pairs(data, max_synthetic_pairs=2, seed=0)
     assert (pairs["origin"] == "real").sum() == n_real
     assert (pairs["origin"] != "real").sum() == 2
+
+
+def test_cached_encode_survives_eviction(monkeypatch) -> None:
+    from shopaug.models.search import encoder
+
+    class Fake:
+        def encode(self, texts, **_):
+            return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+        def get_sentence_embedding_dimension(self) -> int:
+            return 2
+
+    monkeypatch.setattr(encoder, "_CACHE", {})
+    monkeypatch.setattr(encoder, "_CACHE_MAX", 3)
+    encoder.cached_encode(["a", "bb"], "k", Fake())
+    out = encoder.cached_encode(["a", "ccc", "dddd"], "k", Fake())  # forces a clear
+    assert out[:, 0].tolist() == [1, 3, 4]

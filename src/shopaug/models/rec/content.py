@@ -105,8 +105,10 @@ class ContentRecommender(Recommender):
         inter = positives(train.interactions)
         inter = inter.assign(w=weights(inter), row=index.get_indexer(inter["item_id"]))
         inter = inter[inter["row"] >= 0]
-        # popularity prior over real and synthetic positives, weighted
-        pop = np.bincount(inter["row"], weights=inter["w"], minlength=len(index))
+        # popularity prior over real sales: pseudo-users (attribute, sequence) would
+        # inflate items with common words
+        real = inter[inter["origin"] == "real"]
+        pop = np.bincount(real["row"], minlength=len(index)).astype(float)
         logpop = np.log1p(pop)
         self.prior_ = cfg.popularity_weight * logpop / logpop.max() if logpop.max() > 0 \
             else np.zeros(len(index))
@@ -120,6 +122,7 @@ class ContentRecommender(Recommender):
                       ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         cfg = self.config
         inter = inter.sort_values(["user_id", "timestamp"], kind="stable")
+        seen = inter.groupby("user_id")["row"].agg(lambda r: np.unique(r.to_numpy()))
         inter = inter.groupby("user_id", sort=False).tail(cfg.history_items)
         last = inter.groupby("user_id")["timestamp"].transform("max")
         age_days = (last - inter["timestamp"]).dt.total_seconds() / 86400
@@ -128,7 +131,6 @@ class ContentRecommender(Recommender):
         codes, uniques = pd.factorize(users)
         vec = np.zeros((len(uniques), self.item_emb_.shape[1]))
         np.add.at(vec, codes, self.item_emb_[inter["row"].to_numpy()] * w[:, None])
-        seen = inter.groupby("user_id")["row"].agg(lambda r: np.unique(r.to_numpy()))
         out = dict(zip(uniques, vec, strict=True))
         profiles = train.users
         if cfg.profile_weight > 0 and "profile_text" in profiles.columns:

@@ -71,8 +71,11 @@ class HybridRecommender(Recommender):
             raise ShopAugError("the hybrid recommender needs interactions to learn from")
         real = inter[inter["origin"] == "real"]
         cut = real["timestamp"].max() - pd.Timedelta(days=cfg.valid_days)
+        # Profiles were written from the whole training history, window included: the
+        # sources that label the ranker must not read them (the window is its answer key).
+        early_users = train.users.drop(columns=["profile_text", "interests"], errors="ignore")
         early = train.replace(interactions=train.interactions[
-            train.interactions["timestamp"] < cut])
+            train.interactions["timestamp"] < cut], users=early_users)
         window = real[real["timestamp"] >= cut]
         users = np.sort(window["user_id"].astype(str).unique())
         if len(users) > cfg.max_train_users:

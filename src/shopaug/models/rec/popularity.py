@@ -47,7 +47,7 @@ class Popularity(Recommender):
         ranked = scores.rename("score").reset_index().sort_values(
             ["score", "item_id"], ascending=[False, True], kind="stable")
         self.ranking_ = ranked.reset_index(drop=True)
-        self.seen_ = (train.interactions.groupby("user_id")["item_id"].agg(set)
+        self.seen_ = (positives(train.interactions).groupby("user_id")["item_id"].agg(set)
                       if self.config.exclude_seen else None)
         return self
 

@@ -58,9 +58,10 @@ def cached_encode(texts: Sequence[str], key: str, model) -> np.ndarray:
     """Unit embeddings of ``texts`` by a frozen ``model`` named ``key``, each distinct
     text encoded at most once per process."""
     missing = sorted({t for t in texts if (key, t) not in _CACHE})
+    if len(_CACHE) + len(missing) > _CACHE_MAX:
+        _CACHE.clear()  # then everything asked for is missing, not only the new texts
+        missing = sorted(set(texts))
     if missing:
-        if len(_CACHE) + len(missing) > _CACHE_MAX:
-            _CACHE.clear()
         emb = encode(missing, model=model, batch_size=64, normalize=True)
         _CACHE.update({(key, t): e for t, e in zip(missing, emb, strict=True)})
     if not len(texts):
