@@ -23,6 +23,21 @@ def _parse_option(text: str) -> tuple[str, object]:
         return key, value
 
 
+def _bench_parser(bench_sub, name: str, help_text: str,
+                  formats: str) -> argparse.ArgumentParser:
+    """A ``shopaug bench NAME`` parser with the options every benchmark takes."""
+    bench = bench_sub.add_parser(name, help=help_text)
+    bench.add_argument("--data", required=True, help="data directory or file")
+    bench.add_argument("--format", default="native", help=formats)
+    bench.add_argument("--out", required=True, help="output directory")
+    bench.add_argument("--option", action="append", default=[], type=_parse_option,
+                       metavar="KEY=VALUE", help="loader option")
+    bench.add_argument("--llm", action="append", default=[], type=_parse_option,
+                       metavar="KEY=VALUE", help="llm option, e.g. engine=openai")
+    bench.add_argument("--no-progress", action="store_true")
+    return bench
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shopaug",
@@ -54,47 +69,24 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure the lift of augmentation on your data")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="TASK")
-    search = bench_sub.add_parser("search", help="search rankers: real-only vs real+synthetic")
-    search.add_argument("--data", required=True, help="data directory or file")
-    search.add_argument("--format", default="native",
-                        help="native, crowdflower, esci, wands")
-    search.add_argument("--out", required=True, help="output directory")
+    search = _bench_parser(bench_sub, "search", "search rankers: real-only vs real+synthetic",
+                           "native, crowdflower, esci, wands")
     search.add_argument("--seeds", type=int, default=3, help="number of query splits")
     search.add_argument("--variants", help="comma-separated subset of the model variants")
     search.add_argument("--config", help="YAML with augment/filters/overrides/test_fraction")
-    search.add_argument("--option", action="append", default=[], type=_parse_option,
-                        metavar="KEY=VALUE", help="loader option")
-    search.add_argument("--llm", action="append", default=[], type=_parse_option,
-                        metavar="KEY=VALUE", help="llm option, e.g. engine=openai")
-    search.add_argument("--no-progress", action="store_true")
 
-    rec = bench_sub.add_parser("rec", help="recommenders: real-only vs real+augmented")
-    rec.add_argument("--data", required=True, help="data directory or file")
-    rec.add_argument("--format", default="native",
-                     help="native, online_retail, amazon_reviews")
-    rec.add_argument("--out", required=True, help="output directory")
+    rec = _bench_parser(bench_sub, "rec", "recommenders: real-only vs real+augmented",
+                        "native, online_retail, amazon_reviews")
     rec.add_argument("--seeds", type=int, default=3, help="model seeds")
     rec.add_argument("--variants", help="comma-separated subset of the model variants")
     rec.add_argument("--config", help="YAML with split/augment/overrides/ablation/ks")
-    rec.add_argument("--option", action="append", default=[], type=_parse_option,
-                     metavar="KEY=VALUE", help="loader option")
-    rec.add_argument("--llm", action="append", default=[], type=_parse_option,
-                     metavar="KEY=VALUE", help="llm option, e.g. engine=openai")
-    rec.add_argument("--no-progress", action="store_true")
 
-    judge = bench_sub.add_parser("judge", help="LLM judge vs your human grades")
-    judge.add_argument("--data", required=True, help="data directory or file")
-    judge.add_argument("--format", default="native", help="native, crowdflower, esci, wands")
-    judge.add_argument("--out", required=True, help="output directory")
+    judge = _bench_parser(bench_sub, "judge", "LLM judge vs your human grades",
+                          "native, crowdflower, esci, wands")
     judge.add_argument("--pairs", type=int, default=300, help="held-out pairs to judge")
     judge.add_argument("--seed", type=int, default=0)
     judge.add_argument("--judge", action="append", default=[], type=_parse_option,
                        metavar="KEY=VALUE", help="llm_judge option, e.g. scale=1-4")
-    judge.add_argument("--option", action="append", default=[], type=_parse_option,
-                       metavar="KEY=VALUE", help="loader option")
-    judge.add_argument("--llm", action="append", default=[], type=_parse_option,
-                       metavar="KEY=VALUE", help="llm option, e.g. engine=openai")
-    judge.add_argument("--no-progress", action="store_true")
 
     cache = sub.add_parser("cache", help="inspect or prune the LLM answer cache")
     cache.add_argument("--path", help="cache file (default: $SHOPAUG_CACHE_DIR or "
