@@ -32,7 +32,7 @@ def test_cli_help_loads_no_heavy_library():
 def test_cli_help_runs():
     out = subprocess.run([sys.executable, "-m", "shopaug", "--help"], capture_output=True,
                          text=True, check=True)
-    for command in ("data", "run", "demo"):
+    for command in ("data", "run", "demo", "experiment", "quality", "report"):
         assert command in out.stdout
 
 

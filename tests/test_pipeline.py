@@ -107,10 +107,14 @@ def test_demo_config_runs_on_the_shipped_data(tmp_path):
     assert result.card["load"]["cleaning"]["guest lines without CustomerID"] > 0
 
 
-def test_cli_demo_prints_metrics_and_path(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--no-progress"]) == 0
+def test_cli_demo_prints_lift_and_report_path(tmp_path, capsys):
+    # the demo experiment as `make demo` runs it, with the fake LLM instead of SmolLM2
+    assert main(["demo", "--out", str(tmp_path), "--no-progress", "--llm", "engine=fake",
+                 "--llm", "use_cache=false"]) == 0
     out = capsys.readouterr().out
-    assert "popularity_lines" in out and "hr@10" in out and "run written to" in out
+    assert "recall@20" in out and "all_augmenters" in out and "run written to" in out
+    report = Path(out.split("report: ")[1].split()[0])
+    assert report.is_file() and 'id="quality"' in report.read_text(encoding="utf-8")
 
 
 def test_cli_run_and_clear_error_exit(tmp_path, native_dir, capsys):

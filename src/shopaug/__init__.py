@@ -19,12 +19,16 @@ _LAZY = {
     "split": "shopaug.data.split",
     "PipelineConfig": "shopaug.pipeline.config",
     "run": "shopaug.pipeline.runner",
+    "ExperimentConfig": "shopaug.pipeline.experiment",
+    "run_experiment": "shopaug.pipeline.experiment",
+    "assess": "shopaug.quality.report",
     "registry": "shopaug.registry",
     "ShopAugError": "shopaug.errors",
     "DataValidationError": "shopaug.errors",
     "ConfigError": "shopaug.errors",
     "SchemaError": "shopaug.errors",
     "LeakageError": "shopaug.errors",
+    "QualityError": "shopaug.errors",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -39,11 +43,14 @@ if TYPE_CHECKING:  # pragma: no cover
         ConfigError,
         DataValidationError,
         LeakageError,
+        QualityError,
         SchemaError,
         ShopAugError,
     )
     from shopaug.pipeline.config import PipelineConfig
+    from shopaug.pipeline.experiment import ExperimentConfig, run_experiment
     from shopaug.pipeline.runner import run
+    from shopaug.quality.report import assess
 
 
 def __getattr__(name: str) -> Any:

@@ -21,6 +21,12 @@ def _fail(path: Path, exc: OSError) -> ArtifactError:
     )
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     try:
@@ -29,6 +35,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     except OSError as exc:
         raise _fail(path, exc) from exc
     try:
+        # mkstemp makes the file private (0600); an artifact gets the usual mode
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -61,9 +61,34 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="output directory (overrides the config's output:)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    demo = sub.add_parser("demo", help="run the demo pipeline on the shipped demo data")
+    experiment = sub.add_parser(
+        "experiment", help="baseline vs each augmenter alone and all together, with "
+        "quality checks, statistics and an HTML report")
+    experiment.add_argument("config", help="path to the experiment YAML")
+    experiment.add_argument("--out", help="output directory (overrides the config's output:)")
+    experiment.add_argument("--llm", action="append", default=[], type=_parse_option,
+                            metavar="KEY=VALUE", help="llm option, e.g. engine=fake")
+    experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    demo = sub.add_parser("demo", help="run the demo experiment on the shipped demo data")
     demo.add_argument("--out", default="runs", help="output directory (default: runs)")
+    demo.add_argument("--llm", action="append", default=[], type=_parse_option,
+                      metavar="KEY=VALUE", help="llm option (default: the embedded model)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    quality = sub.add_parser("quality", help="check synthetic data: fidelity, diversity, "
+                             "consistency, leakage, privacy")
+    quality.add_argument("path", help="an experiment run directory, or a saved ShopData "
+                         "directory holding real and synthetic rows")
+    quality.add_argument("--test", help="saved ShopData of the test side (for leakage)")
+    quality.add_argument("--prompts", help="JSONL of prompts sent to the LLM (for leakage)")
+    quality.add_argument("--thresholds", help="YAML mapping of quality thresholds")
+    quality.add_argument("--out", help="where to write quality.json (default: PATH)")
+
+    report = sub.add_parser("report", help="write the self-contained HTML report of an "
+                            "experiment or benchmark output directory")
+    report.add_argument("path", help="experiment run directory or bench --out directory")
+    report.add_argument("--out", help="HTML file (default: PATH/report.html)")
 
     sub.add_parser("components", help="list registered components by kind")
 
@@ -135,11 +160,77 @@ def with_pd_options(fn) -> None:
         fn()
 
 
+def _experiment(config, out, progress: bool, llm_options: dict) -> int:
+    from shopaug.pipeline.experiment import load_experiment_config, run_experiment
+
+    cfg = load_experiment_config(config)
+    if not progress:
+        llm_options = {"progress": False, **llm_options}
+    if llm_options:
+        cfg = cfg.model_copy(update={"llm": cfg.llm.model_copy(update=llm_options)})
+        cfg = type(cfg).model_validate(cfg.model_dump())  # re-validate the merged options
+    result = run_experiment(cfg, output=out, progress=progress)
+    summary = result.summary
+    with_pd_options(lambda: print(
+        f"{summary['primary_metric']} on all test groups (mean over seeds and groups)\n"
+        + result.table().round(4).to_string()))
+    print()
+    for row in summary["lift"]:
+        if row["slice"] == "all" and row["metric"] == summary["primary_metric"]:
+            mark = "*" if row["excludes_zero"] else " "
+            print(f"  {row['model']:<12} {row['arm']:<22} {row['mean']:+.4f} "
+                  f"[{row['lo']:+.4f}, {row['hi']:+.4f}]{mark} p={row['p']:.3f}")
+    passed = summary["card"]["quality_passed"]
+    print(f"\nquality checks: {'all passed' if passed else 'some failed (see report)'}")
+    print(f"run written to {result.run_dir}")
+    if (result.run_dir / "report.html").is_file():
+        print(f"report: {result.run_dir / 'report.html'}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
-    from shopaug.datasets import ATTRIBUTION, demo_config_path
+    from shopaug.datasets import ATTRIBUTION, demo_experiment_path
 
     print(f"demo data: a subset of UCI Online Retail. {ATTRIBUTION}\n")
-    return _run(demo_config_path(), args.out, not args.no_progress)
+    return _experiment(demo_experiment_path(), args.out, not args.no_progress,
+                       dict(args.llm))
+
+
+def _quality(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import yaml
+
+    from shopaug.artifacts import atomic_write_json
+    from shopaug.data.bundle import ShopData
+    from shopaug.quality.report import assess, format_text
+
+    path = Path(args.path)
+    data_dir = path / "augmented" if (path / "augmented").is_dir() else path
+    test_dir = Path(args.test) if args.test else path / "test"
+    prompts_path = Path(args.prompts) if args.prompts else path / "prompts.jsonl"
+    thresholds = (yaml.safe_load(Path(args.thresholds).read_text(encoding="utf-8"))
+                  if args.thresholds else None)
+    prompts = ([json.loads(line) for line in prompts_path.read_text(encoding="utf-8")
+                .splitlines() if line.strip()] if prompts_path.is_file() else None)
+    report = assess(ShopData.load(data_dir),
+                    test=ShopData.load(test_dir) if test_dir.is_dir() else None,
+                    prompts=prompts, thresholds=thresholds)
+    print(format_text(report))
+    out = Path(args.out) if args.out else path / "quality.json"
+    atomic_write_json(out, report.to_dict())
+    print(f"\nwritten to {out}")
+    return 0 if not report.failed() else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from shopaug.report.html import write_report
+
+    out = write_report(Path(args.path), Path(args.out) if args.out else None)
+    print(f"report: {out}")
+    return 0
 
 
 def _components() -> int:
@@ -267,6 +358,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args.config, args.out, not args.no_progress)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "experiment":
+            return _experiment(args.config, args.out, not args.no_progress, dict(args.llm))
+        if args.command == "quality":
+            return _quality(args)
+        if args.command == "report":
+            return _report(args)
         if args.command == "components":
             return _components()
         if args.command == "cache":

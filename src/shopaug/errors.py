@@ -37,3 +37,11 @@ class RegistryError(ShopAugError, LookupError):
 
 class ArtifactError(ShopAugError, OSError):
     """An artifact could not be written or read."""
+
+
+class QualityError(ShopAugError):
+    """Synthetic data failed quality checks; ``.checks`` lists the failed ones."""
+
+    def __init__(self, message: str, checks: list | None = None) -> None:
+        super().__init__(message)
+        self.checks = list(checks or [])

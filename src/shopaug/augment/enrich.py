@@ -19,7 +19,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pandas as pd
 import yaml
@@ -178,6 +178,9 @@ class ItemEnrichmentConfig(LLMStageConfig):
     #: enriched before
     only_missing: bool = True
     max_items: int | None = Field(None, ge=1)
+    #: which items a max_items budget goes to: catalog order, or the items with the
+    #: fewest real interactions first (cold and long-tail items need the help most)
+    prefer: Literal["order", "sparse"] = "order"
     #: prompt language; "auto" picks Chinese for titles with CJK characters
     language: Language = "auto"
     description_chars: int = Field(200, ge=0)
@@ -219,7 +222,12 @@ class ItemEnrichment(Augmenter):
                 if not cfg.only_missing or ("_provenance" not in attrs
                 and not all(_has_real(attrs, a) for a in cfg.attributes))]
         if cfg.max_items is not None:
-            todo = todo[: cfg.max_items]
+            if cfg.prefer == "sparse":
+                inter = data.interactions
+                counts = inter[inter["origin"] == "real"].groupby("item_id").size()
+                sales = items["item_id"].map(counts).fillna(0).to_numpy()
+                todo = sorted(todo, key=lambda i: (sales[i], i))
+            todo = sorted(todo[: cfg.max_items])
         self.report_["items"] = len(todo)
         if not todo:
             return data

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -76,6 +76,8 @@ def language_of(texts: list[str], language: str) -> str:
 class UserProfilesConfig(LLMStageConfig):
     max_tokens: int = Field(128, ge=8)
     max_users: int | None = Field(None, ge=1)
+    #: which users a max_users budget goes to: id order, or the shortest histories first
+    prefer: Literal["order", "sparse"] = "order"
     #: users with fewer distinct items get no profile
     min_history: int = Field(1, ge=1)
     #: most recent distinct items shown to the model
@@ -119,7 +121,9 @@ class UserProfiles(Augmenter):
         if not cfg.overwrite and "profile_text" in users.columns:
             has = set(users.loc[~users["profile_text"].map(blank), "user_id"])
             chosen = [u for u in chosen if u not in has]
-        chosen = chosen[: cfg.max_users] if cfg.max_users else chosen
+        if cfg.max_users and cfg.prefer == "sparse":
+            chosen = sorted(chosen, key=lambda u: (counts[u], u))[: cfg.max_users]
+        chosen = sorted(chosen[: cfg.max_users]) if cfg.max_users else chosen
         self.report_["users"] = len(chosen)
         if not chosen:
             return data

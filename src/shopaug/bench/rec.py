@@ -298,12 +298,21 @@ def run_rec_benchmark(data: ShopData, out_dir: str | Path, cfg: RecBenchConfig,
     summary["synthetic_counts"] = augmented.origin_counts()
     summary["seeds"] = cfg.seeds
     summary["llm"] = ctx._llm.ledger.to_dict() if ctx._llm is not None else None
+    if needs_aug:
+        from shopaug.quality.report import assess
+
+        quality = assess(augmented, test=parts.test, prompts=ctx.audit)
+        atomic_write_json(out_dir / "quality.json", quality.to_dict())
+        summary["quality_passed"] = not quality.failed()
     per_user.to_csv(out_dir / "per_user.csv", index=False)
     report.to_csv(out_dir / "augment_report.csv", index=False)
     synthetic = augmented.interactions[augmented.interactions["origin"] == "synthetic"]
     synthetic.to_csv(out_dir / "synthetic_interactions.csv", index=False)
     atomic_write_json(out_dir / "metrics.json", summary)
     (out_dir / "summary.txt").write_text(write_table(summary) + "\n")
+    from shopaug.report.html import write_report
+
+    write_report(out_dir)
     return summary
 
 

@@ -175,7 +175,8 @@ def summarize(per_query: pd.DataFrame, slices: dict[int, dict[str, set[str]]],
     if "bm25" in out["variants"]:
         b = indexed[indexed["variant"] == "bm25"][metric]
         for variant in out["variants"]:
-            if variant != "bm25":
+            # a twin pair above already holds this difference, on every slice
+            if variant != "bm25" and f"{variant} - bm25" not in out["paired"]:
                 a = indexed[indexed["variant"] == variant][metric]
                 out["paired"][f"{variant} - bm25"] = {
                     "all": paired_difference(a, b, n_boot).to_dict()}
@@ -221,6 +222,8 @@ def run_search_benchmark(data: ShopData, out_dir: str | Path, cfg: SearchBenchCo
     summary["synthetic_counts"] = synthetic.counts()
     summary["seeds"] = cfg.seeds
     summary["llm"] = ctx._llm.ledger.to_dict() if ctx._llm is not None else None
+    if needs_aug:
+        summary["quality_passed"] = write_quality(data, synthetic, cfg, ctx, out_dir)
     per_query.to_csv(out_dir / "per_query.csv", index=False)
     synthetic.queries.merge(synthetic.judgments[["query_id", "item_id", "gain"]], on="query_id",
                             how="left").merge(data.items[["item_id", "title"]], on="item_id",
@@ -229,4 +232,23 @@ def run_search_benchmark(data: ShopData, out_dir: str | Path, cfg: SearchBenchCo
     filter_report.to_csv(out_dir / "filter_report.csv", index=False)
     atomic_write_json(out_dir / "metrics.json", summary)
     (out_dir / "summary.txt").write_text(write_table(summary) + "\n")
+    from shopaug.report.html import write_report
+
+    write_report(out_dir)
     return summary
+
+
+def write_quality(data: ShopData, synthetic: ShopData, cfg: SearchBenchConfig, ctx,
+                  out_dir: Path) -> bool:
+    """Check the synthetic rows against the queries that are test in *any* seed, and
+    every prompt against them too; writes quality.json and returns whether all passed."""
+    from shopaug.quality.report import assess
+
+    pool = stable_train_queries(data, cfg.seeds, cfg.test_fraction)
+    in_pool = data.queries["query_id"].isin(pool)
+    j_in_pool = data.judgments["query_id"].isin(pool)
+    train = data.replace(queries=data.queries[in_pool], judgments=data.judgments[j_in_pool])
+    test = data.replace(queries=data.queries[~in_pool], judgments=data.judgments[~j_in_pool])
+    report = assess(_with_synthetic(train, synthetic), test=test, prompts=ctx.audit)
+    atomic_write_json(out_dir / "quality.json", report.to_dict())
+    return not report.failed()

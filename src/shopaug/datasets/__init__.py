@@ -18,5 +18,11 @@ def demo_path() -> Path:
 
 
 def demo_config_path() -> Path:
-    """The pipeline config that ``shopaug demo`` runs."""
+    """A minimal pipeline config (popularity baselines) for ``shopaug run``."""
     return _HERE / "demo.yaml"
+
+
+def demo_experiment_path() -> Path:
+    """The experiment config that ``shopaug demo`` runs (augmenters alone and together,
+    real-only vs augmented models, quality checks, HTML report)."""
+    return _HERE / "demo_experiment.yaml"

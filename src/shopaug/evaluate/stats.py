@@ -61,3 +61,32 @@ def sign_test_p(a: pd.Series, b: pd.Series) -> float:
     k = min(wins, losses)
     p = sum(comb(n, i) for i in range(k + 1)) / 2 ** n
     return float(min(1.0, 2 * p))
+
+
+def permutation_p(a: pd.Series, b: pd.Series, n_perm: int = 5000, seed: int = 0) -> float:
+    """Two-sided paired randomisation test of mean(a - b) = 0 over shared groups: flip
+    the sign of each group's difference at random. Unlike the sign test it weighs how
+    large each difference is; ties (both zero) add nothing either way."""
+    both = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner").dropna()
+    diff = (both["a"] - both["b"]).to_numpy(dtype=float)
+    if not len(diff) or not np.any(diff):
+        return 1.0
+    observed = abs(diff.mean())
+    rng = np.random.default_rng(seed)
+    signs = rng.choice(np.array([-1.0, 1.0]), size=(n_perm, len(diff)))
+    null = np.abs((signs * diff).mean(axis=1))
+    # the observed assignment counts as one of the permutations (never p = 0)
+    return float((1 + np.sum(null >= observed - 1e-12)) / (n_perm + 1))
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (same order as given): the family-wise error
+    stays at alpha however many arms and models are compared."""
+    order = np.argsort(p_values)
+    m = len(p_values)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted.tolist()

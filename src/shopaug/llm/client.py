@@ -35,6 +35,9 @@ class LLM:
         self.batch_size = max(1, batch_size)
         self.progress = progress
         self.stopped_by_budget: str | None = None
+        #: when a list, every prompt asked (cached or not) is appended to it, so a run
+        #: can prove afterwards what its prompts did and did not contain
+        self.audit: list[dict[str, str]] | None = None
 
     def keys(self, requests: Sequence[ChatRequest]) -> list[str]:
         engine, model = self.engine.name, self.engine.model_id
@@ -45,6 +48,11 @@ class LLM:
 
         start = time.perf_counter()
         keys = self.keys(requests)
+        if self.audit is not None:
+            self.audit.extend({"stage": stage, "request_id": r.request_id,
+                               "template": r.template,
+                               "text": "\n".join(content for _, content in r.messages)}
+                              for r in requests)
         hits = self.cache.get_many(keys) if self.cache else {}
         answers: dict[str, ChatResponse] = {}
         for key in set(keys) & hits.keys():

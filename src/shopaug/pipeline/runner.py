@@ -41,6 +41,8 @@ class RunContext:
     progress: bool = True
     llm_config: LLMConfig | None = None
     _llm: LLM | None = field(default=None, repr=False)
+    #: every prompt this context's stages asked the LLM, for the leakage audit
+    audit: list[dict[str, str]] = field(default_factory=list, repr=False)
 
     @property
     def llm(self) -> LLM:
@@ -48,7 +50,11 @@ class RunContext:
             from shopaug.llm.config import build_llm
 
             self._llm = build_llm(self.llm_config)
+        self._llm.audit = self.audit  # an engine shared between contexts logs to ours
         return self._llm
+
+    def prompt_audit(self) -> list[dict[str, str]]:
+        return self.audit
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ def run(config: PipelineConfig | str | Path, *, output: str | Path | None = None
             loader = registry.create("loader", config.data.format, options)
             loaded = loader.load(config.data.path)  # type: ignore[attr-defined]
         data = loaded.data
-        _check_inputs(config, data)
+        check_inputs(config, data)
         rows, splits = [], {}
         steps = [(s, m) for s in config.seeds for m in config.models]
         bar = tqdm(total=len(steps), desc=f"{config.name}", disable=not config.progress,
@@ -151,12 +157,13 @@ def run(config: PipelineConfig | str | Path, *, output: str | Path | None = None
     return RunResult(run_dir=run_dir, card=card, metrics=metrics)
 
 
-def _check_inputs(config: PipelineConfig, data: ShopData) -> None:
+def check_inputs(config: PipelineConfig, data: ShopData) -> None:
     """Every component's declared input columns, all reported at once, before any work."""
     from shopaug.errors import SchemaError
 
+    model_kind = "recommender" if config.task == "rec" else "search_model"
     kinds = [("splitter", [config.split]), ("augmenter", config.augment),
-             ("filter", config.filters), ("recommender", config.models)]
+             ("filter", config.filters), (model_kind, config.models)]
     missing = [
         f"{kind} {spec.display}: {col}"
         for kind, specs in kinds for spec in specs
