@@ -104,7 +104,7 @@ def test_experiment_writes_paired_results_quality_and_samples(tmp_path):
     assert groups.nunique() == 1
     run = result.run_dir
     for name in ("summary.json", "run_card.json", "quality.json", "samples.json",
-                 "per_group.parquet", "results.csv", "lift.csv", "prompts.jsonl"):
+                 "per_group.parquet", "results.csv", "lift.parquet", "prompts.jsonl"):
         assert (run / name).is_file(), name
     card = json.loads((run / "run_card.json").read_text())
     assert card["quality_passed"] is True and card["llm"]["total"]["requests"] > 0
@@ -152,11 +152,16 @@ def test_leaky_augmentation_is_refused_before_training(tmp_path):
     from shopaug import load
 
     data = load(demo_path(), format="online_retail").data
-    test = split(data, "leave_last_basket", seed=0).test.interactions
+    parts = split(data, "leave_last_basket", seed=0)
+    test = parts.test.interactions
     pairs = list(test[["user_id", "item_id"]].drop_duplicates().head(30).itertuples(
         index=False, name=None))
+    bought_before = set(parts.train.interactions[["user_id", "item_id"]].itertuples(
+        index=False, name=None))
+    new_pairs = [p for p in pairs if p not in bought_before]  # repeat buys are no leak
     cfg = _config(tmp_path, augment=[{"name": "leaky_test_pairs",
-                                      "config": {"pairs": pairs}}], seeds=[0])
+                                      "config": {"pairs": pairs}}], seeds=[0],
+                  decontaminate=False)
     with pytest.raises(QualityError, match="leaky_test_pairs") as err:
         run_experiment(cfg)
     assert "leakage" in str(err.value) and "enforce_quality" in str(err.value)
@@ -164,6 +169,12 @@ def test_leaky_augmentation_is_refused_before_training(tmp_path):
     # without the gate it trains, and the card says the check failed
     result = run_experiment(cfg.model_copy(update={"enforce_quality": False}))
     assert result.summary["card"]["quality_passed"] is False
+    # decontamination (the default) drops exactly the copied test pairs before training
+    clean = run_experiment(cfg.model_copy(update={"decontaminate": True}))
+    assert clean.summary["card"]["quality_passed"] is True
+    dropped = [s["report"] for s in clean.summary["card"]["stages"]
+               if s["stage"] == "decontaminate"]
+    assert dropped and dropped[0]["interactions"] == len(new_pairs) > 0
 
 
 def test_cli_experiment_and_report(tmp_path, capsys):
@@ -189,3 +200,12 @@ def test_missing_config_file_is_a_clean_error(tmp_path, capsys):
 def test_config_error_type():
     with pytest.raises(ConfigError):
         ExperimentConfig.from_dict({"data": {"path": "x"}})
+
+
+def test_messages_name_the_published_run_dir_not_the_temporary_one(tmp_path):
+    from shopaug.artifacts import atomic_dir, published_path
+
+    with atomic_dir(tmp_path / "run-1.v2") as tmp:
+        inside = tmp / "errors" / "x.csv"
+        assert published_path(inside) == tmp_path / "run-1.v2" / "errors" / "x.csv"
+    assert published_path(tmp_path / "plain.csv") == tmp_path / "plain.csv"

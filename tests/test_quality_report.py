@@ -443,3 +443,23 @@ def test_views_of_a_real_users_history_are_not_privacy_copies():
     data = ShopData(items=ITEMS, interactions=pd.DataFrame(rows))
     copy = check(assess(data), "synthetic_user_exact_copy_share")
     assert copy.value == 1.0 and "1 synthetic users" in copy.detail  # only "stranger"
+
+
+def test_decontamination_drops_only_synthetic_rows_that_equal_test_rows():
+    from shopaug.quality.decontaminate import decontaminate
+
+    test_inter = events([("u1", "i8", 30)])
+    leaky_q = [*CLEAN_Q, ("x1", "Glass Storage Jar!", "i6")]
+    leaky_i = events([("u1", "i8", 3), ("u1", "i2", 4)])
+    data = bundle(leaky_q, syn_inter=leaky_i)
+    clean, dropped = decontaminate(data, held_out(test_inter))
+    assert (dropped["queries"], dropped["judgments"], dropped["interactions"]) == (1, 1, 1)
+    assert "x1" not in set(clean.queries["query_id"]) and len(clean.real().queries) == len(
+        data.real().queries)
+    assert len(clean.interactions) == len(data.interactions) - 1
+    after = leak_checks(assess(clean, test=held_out(test_inter)))
+    assert after["test_query_exact_share"] == 0 and after["test_interaction_overlap_share"] == 0
+    # nothing to drop: the very same bundle comes back
+    same, none = decontaminate(bundle(CLEAN_Q), held_out())
+    assert none["queries"] == none["judgments"] == 0 and len(same.queries) == len(
+        bundle(CLEAN_Q).queries)

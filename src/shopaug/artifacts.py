@@ -57,6 +57,17 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def published_path(path: str | os.PathLike) -> Path:
+    """Where a path inside an :func:`atomic_dir` temporary directory will live once the
+    directory is renamed into place (for messages that users read after the run)."""
+    path = Path(path)
+    for i, part in enumerate(path.parts):
+        if part.startswith(".") and part.endswith(".tmp") and part.count(".") >= 3:
+            final = part[1:].rsplit(".", 2)[0]
+            return Path(*path.parts[:i], final, *path.parts[i + 1:])
+    return path
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling directory that replaces ``path`` only on success."""

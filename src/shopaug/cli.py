@@ -92,6 +92,15 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("components", help="list registered components by kind")
 
+    serve = sub.add_parser("serve", help="serve an experiment run's best model over HTTP "
+                           "(search, recommendations, a web page)")
+    serve.add_argument("run_dir", metavar="RUN_DIR", help="experiment run directory")
+    serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.add_argument("--llm", action="append", default=[], type=_parse_option,
+                       metavar="KEY=VALUE", help="llm option for /augment/queries "
+                       "(default: the run's own llm settings)")
+
     bench = sub.add_parser("bench", help="measure the lift of augmentation on your data")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="TASK")
     search = _bench_parser(bench_sub, "search", "search rankers: real-only vs real+synthetic",
@@ -366,6 +375,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "components":
             return _components()
+        if args.command == "serve":
+            from shopaug.serve import serve
+
+            return serve(args.run_dir, args.host, args.port, dict(args.llm))
         if args.command == "cache":
             return _cache(args)
         if args.command == "bench" and args.bench_command == "search":

@@ -9,7 +9,7 @@ prompt template (when an LLM made it), the run seed and a quality score.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -24,8 +24,28 @@ if TYPE_CHECKING:
 class Augmenter(Component):
     kind = "augmenter"
     Config = ComponentConfig
+    #: the table this component works on row by row, independently per row: an
+    #: executor may then split it into shards (``select`` -> ``run_rows`` per shard ->
+    #: ``merge``). None: the component runs whole, on the driver.
+    shard_by: ClassVar[str | None] = None
 
     def run(self, data: ShopData, ctx: RunContext) -> ShopData:
+        raise NotImplementedError
+
+    # -- the sharding contract (only for shard_by components) ------------------------
+    def select(self, data: ShopData) -> pd.DataFrame:
+        """The rows of ``shard_by`` to process, in order (budgets such as max_items
+        apply here, once, over the whole table)."""
+        raise NotImplementedError
+
+    def run_rows(self, data: ShopData, rows: pd.DataFrame, ctx: RunContext) -> dict[str, Any]:
+        """New rows for ``rows`` (a slice of :meth:`select`); ``data`` is the whole
+        bundle, for context such as few-shot examples. Sets ``errors_`` and ``report_``."""
+        raise NotImplementedError
+
+    def merge(self, data: ShopData, pieces: list[dict[str, Any]], ctx: RunContext
+              ) -> ShopData:
+        """``data`` plus the pieces of :meth:`run_rows`, given in :meth:`select` order."""
         raise NotImplementedError
 
     def provenance(self, rows: pd.DataFrame, ctx: RunContext, *, llm_model: str | None = None,

@@ -208,16 +208,18 @@ class ItemEnrichment(Augmenter):
     requires: ClassVar[dict[str, tuple[str, ...]]] = {"items": ("title",)}
     config: ItemEnrichmentConfig
 
+    shard_by: ClassVar[str | None] = "items"
+
     def run(self, data: ShopData, ctx: RunContext) -> ShopData:
+        return self.merge(data, [self.run_rows(data, self.select(data), ctx)], ctx)
+
+    def select(self, data: ShopData) -> pd.DataFrame:
+        """Items to enrich: with only_missing, those not enriched before that lack a value."""
         cfg = self.config
-        self.errors_ = errors_table([], self.name)
-        self.report_ = {"items": 0, "enriched": 0, "failed": 0, "grounded": 0, "inferred": 0,
-                        "descriptions_filled": 0}
         items = data.items
         if "attributes" not in items.columns:
-            items["attributes"] = None
+            items = items.assign(attributes=None)
         current = [parse_attributes(v) for v in items["attributes"]]
-        # only_missing: skip items enriched before and items whose data has every value
         todo = [i for i, attrs in enumerate(current)
                 if not cfg.only_missing or ("_provenance" not in attrs
                 and not all(_has_real(attrs, a) for a in cfg.attributes))]
@@ -228,14 +230,20 @@ class ItemEnrichment(Augmenter):
                 sales = items["item_id"].map(counts).fillna(0).to_numpy()
                 todo = sorted(todo, key=lambda i: (sales[i], i))
             todo = sorted(todo[: cfg.max_items])
-        self.report_["items"] = len(todo)
-        if not todo:
-            return data
-        records = items.to_dict("records")
+        return items.iloc[todo]
+
+    def run_rows(self, data: ShopData, rows: pd.DataFrame, ctx: RunContext) -> dict[str, Any]:
+        """Merged attributes (and descriptions) for the items in ``rows``."""
+        cfg = self.config
+        self.errors_ = errors_table([], self.name)
+        self.report_ = {"items": len(rows), "enriched": 0, "failed": 0, "grounded": 0,
+                        "inferred": 0, "descriptions_filled": 0}
+        if rows.empty:
+            return {"report": self.report_}
+        records = rows.to_dict("records")
         templates: dict[str, tuple[PromptTemplate, list, str]] = {}
         requests, sources = [], {}
-        for i in todo:
-            row = records[i]
+        for row in records:
             fields = item_fields(row, cfg.description_chars)
             lang = pick_language(cfg.language, row["title"])
             if lang not in templates:
@@ -252,25 +260,43 @@ class ItemEnrichment(Augmenter):
         model = ctx.llm.engine.model_id
         made = {r.request.request_id: r for r in results if r.ok}
         self.report_["failed"] = len(results) - len(made)
-        out = items.copy()
+        enriched = []
+        for row in records:
+            result = made.get(str(row["item_id"]))
+            if result is None:
+                continue
+            merged, description = self._merge(parse_attributes(row["attributes"]),
+                                              result.value, sources[result.request.request_id])
+            merged["_provenance"] = provenance_record(self, ctx, model, result.request.template)
+            enriched.append((str(row["item_id"]), to_json(merged), description))
+            self.report_["enriched"] += 1
+        return {"report": self.report_, "enriched": enriched}
+
+    def merge(self, data: ShopData, pieces: list[dict[str, Any]], ctx: RunContext
+              ) -> ShopData:
+        cfg = self.config
+        reports = [p["report"] for p in pieces if p]
+        keys = ("items", "enriched", "failed", "grounded", "inferred", "descriptions_filled")
+        self.report_ = {k: sum(r[k] for r in reports) for k in keys}
+        if not self.report_["items"]:
+            return data
+        out = data.items.copy()
+        if "attributes" not in out.columns:
+            out["attributes"] = None
+        position = {str(item_id): i for i, item_id in enumerate(out["item_id"])}
         attributes = out["attributes"].to_numpy(dtype=object).copy()
         descriptions = (out["description"].to_numpy(dtype=object).copy()
                         if "description" in out.columns else None)
-        for i in todo:
-            result = made.get(str(records[i]["item_id"]))
-            if result is None:
-                continue
-            merged, description = self._merge(current[i], result.value,
-                                              sources[result.request.request_id])
-            merged["_provenance"] = provenance_record(self, ctx, model, result.request.template)
-            attributes[i] = to_json(merged)
-            self.report_["enriched"] += 1
-            if cfg.fill_description and description and (
-                    descriptions is None or blank(descriptions[i])):
-                if descriptions is None:
-                    descriptions = [None] * len(out)
-                descriptions[i] = description
-                self.report_["descriptions_filled"] += 1
+        for piece in pieces:
+            for item_id, attrs, description in (piece or {}).get("enriched", []):
+                i = position[item_id]
+                attributes[i] = attrs
+                if cfg.fill_description and description and (
+                        descriptions is None or blank(descriptions[i])):
+                    if descriptions is None:
+                        descriptions = [None] * len(out)
+                    descriptions[i] = description
+                    self.report_["descriptions_filled"] += 1
         out["attributes"] = attributes
         if descriptions is not None:
             out["description"] = pd.Series(descriptions, index=out.index, dtype=object)

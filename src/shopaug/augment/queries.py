@@ -107,8 +107,10 @@ def save_errors(results: list[StructuredResult], stage: str, ctx: RunContext) ->
         path = ctx.run_dir / "errors" / f"{stage}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         errors.to_csv(path, index=False)
+        from shopaug.artifacts import published_path
+
         log.warning("%s: %d of %d requests failed; see %s", stage, len(errors), len(results),
-                    path)
+                    published_path(path))
     return errors
 
 
@@ -153,21 +155,32 @@ class SyntheticQueries(Augmenter):
     requires: ClassVar[dict[str, tuple[str, ...]]] = {"items": ("title",)}
     config: SyntheticQueriesConfig
 
+    shard_by: ClassVar[str | None] = "items"
+
     def run(self, data: ShopData, ctx: RunContext) -> ShopData:
+        return self.merge(data, [self.run_rows(data, self.select(data), ctx)], ctx)
+
+    def select(self, data: ShopData) -> pd.DataFrame:
         cfg = self.config
         items = data.items
         if cfg.only_unjudged:
             items = items[~items["item_id"].isin(set(data.judgments["item_id"]))]
         if cfg.max_items is not None:
             items = items.head(cfg.max_items)
+        return items
+
+    def run_rows(self, data: ShopData, rows: pd.DataFrame, ctx: RunContext) -> dict[str, Any]:
+        """Queries and judgments for the items in ``rows``; few-shot examples come from
+        the whole of ``data``, so a shard prompts exactly as the full table would."""
+        cfg = self.config
         self.errors_ = errors_table([], self.name)
-        if items.empty:
-            return data
+        if rows.empty:
+            return {}
         selectors = self._selectors(data, ctx.seed)
         sampling = cfg.sampling()
         templates: dict[str, PromptTemplate] = {}
         requests, fields_of = [], {}
-        for row in items.to_dict("records"):
+        for row in rows.to_dict("records"):
             item_id = row["item_id"]
             fields = item_fields(row, cfg.description_chars)
             lang = pick_language(cfg.language, row["title"])
@@ -194,7 +207,7 @@ class SyntheticQueries(Augmenter):
         results = generate_structured(ctx.llm, requests, stage=self.name,
                                       retries=cfg.retries, check=check)
         self.errors_ = save_errors(results, self.name, ctx)
-        rows = []
+        rows_out = []
         for result in results:
             if not result.ok:
                 continue
@@ -205,12 +218,22 @@ class SyntheticQueries(Augmenter):
                 norm = normalise_text(text)
                 if norm not in seen and len(seen) < cfg.k:
                     seen.add(norm)
-                    rows.append({"query_id": synthetic_id("sq", item_id, text), "text": text,
-                                 "item_id": item_id, "prompt_id": result.request.template})
-        if not rows:
+                    rows_out.append({"query_id": synthetic_id("sq", item_id, text),
+                                     "text": text, "item_id": item_id,
+                                     "prompt_id": result.request.template})
+        if not rows_out:
+            return {}
+        return {"made": pd.DataFrame(rows_out).drop_duplicates("query_id"),
+                "model": ctx.llm.engine.model_id}
+
+    def merge(self, data: ShopData, pieces: list[dict[str, Any]], ctx: RunContext
+              ) -> ShopData:
+        pieces = [p for p in pieces if p]
+        if not pieces:
             return data
-        made = pd.DataFrame(rows).drop_duplicates("query_id")
-        model = ctx.llm.engine.model_id
+        made = pd.concat([p["made"] for p in pieces], ignore_index=True) \
+            .drop_duplicates("query_id")
+        model = pieces[0]["model"]
         queries = self.provenance(made[["query_id", "text"]], ctx, llm_model=model)
         queries["prompt_id"] = made["prompt_id"].to_numpy()
         scale = scale_of(data)

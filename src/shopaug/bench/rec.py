@@ -28,6 +28,7 @@ from shopaug.data.bundle import ShopData
 from shopaug.data.split import Split, split
 from shopaug.evaluate.rec import per_user_metrics
 from shopaug.evaluate.stats import bootstrap_mean, paired_difference, sign_test_p
+from shopaug.quality.decontaminate import decontaminate
 
 log = logging.getLogger(__name__)
 
@@ -288,12 +289,14 @@ def run_rec_benchmark(data: ShopData, out_dir: str | Path, cfg: RecBenchConfig,
     augmented, alone, report = (augment(parts.train, cfg.augment, ctx) if needs_aug
                                 else (parts.train, {}, pd.DataFrame()))
     timings["augment"] = time.perf_counter() - start
+    augmented, dropped = decontaminate(augmented, parts.test)
     per_user, seconds = run_variants(parts, augmented, cfg)
     timings.update({f"fit+eval:{k}": v for k, v in seconds.items()})
     summary = summarize(per_user, cfg.ks, cfg.n_boot)
     if cfg.ablation and alone:
         summary["ablation"] = ablation(parts, alone, cfg)
     summary["timings_seconds"] = {k: round(v, 2) for k, v in timings.items()}
+    summary["decontaminated"] = dropped
     summary["split"] = parts.report()
     summary["synthetic_counts"] = augmented.origin_counts()
     summary["seeds"] = cfg.seeds

@@ -49,8 +49,9 @@ def _isna(value: object) -> bool:
 def to_str(values: pd.Series) -> pd.Series:
     """Ids and text as strings; integral floats (17850.0) become '17850'."""
     if pd.api.types.is_float_dtype(values.dtype):
-        finite = values.dropna()
-        if len(finite) and np.all(np.mod(finite.to_numpy(), 1) == 0):
+        finite = values.dropna().to_numpy()
+        # only exactly representable integers: 1e308 is "integral" but no int64
+        if len(finite) and np.all((np.mod(finite, 1) == 0) & (np.abs(finite) < 2**53)):
             values = values.astype("Int64")
     if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
         out = values.astype("str")

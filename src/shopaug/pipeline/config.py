@@ -25,9 +25,11 @@ from shopaug.components import format_validation_error
 from shopaug.errors import ConfigError
 from shopaug.fingerprint import fingerprint
 from shopaug.llm.config import LLMConfig
+from shopaug.pipeline.executors import ExecutorOptions
 
 #: keys that change where or how loudly a run happens, not what it computes
-_NOT_FINGERPRINTED = {"output", "progress"}
+#: (the executor too: every executor gives the same rows for the same seed)
+_NOT_FINGERPRINTED = {"output", "progress", "executor", "executor_options"}
 #: llm keys that change how answers are fetched, not which answers (the cache key
 #: covers the model, prompts and sampling)
 _LLM_NOT_FINGERPRINTED = {"cache", "use_cache", "progress", "concurrency", "timeout",
@@ -97,7 +99,10 @@ class PipelineConfig(_Strict):
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     seeds: list[int] = Field(default_factory=lambda: [0])
     llm: LLMConfig = Field(default_factory=LLMConfig)
-    executor: Literal["local"] = "local"
+    #: where augmenters and filters run: here, or sharded on Ray Data (see
+    #: shopaug.pipeline.executors and docs/scale-out.md)
+    executor: Literal["local", "ray"] = "local"
+    executor_options: ExecutorOptions = Field(default_factory=ExecutorOptions)
     output: str = "runs"
     progress: bool = True
 

@@ -31,8 +31,10 @@ from shopaug.data.split import Split
 from shopaug.evaluate.compare import BASELINE, compare_arms
 from shopaug.fingerprint import fingerprint
 from shopaug.pipeline.config import _LLM_NOT_FINGERPRINTED, ComponentSpec, PipelineConfig
+from shopaug.pipeline.executors import make_executor
 from shopaug.pipeline.runner import RunContext, _Timings, _versions, check_inputs
 from shopaug.pipeline.stages import StageCache, run_chain
+from shopaug.quality.decontaminate import decontaminate
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +49,17 @@ class ExperimentConfig(PipelineConfig):
     quality: dict[str, Any] = Field(default_factory=dict)
     #: refuse to train on synthetic data that fails a quality check
     enforce_quality: bool = True
+    #: drop synthetic rows that equal test rows before training (see
+    #: shopaug.quality.decontaminate); only ever lowers the measured lift
+    decontaminate: bool = True
     #: generated rows shown per augmenter in the report
     samples: int = Field(5, ge=0)
     #: where stage outputs are cached; "auto" = <output>/.stage-cache, null = off
     stage_cache: str | None = "auto"
     #: write report.html into the run directory
     report: bool = True
+    #: save the best model (and the fallbacks a service needs) under serving/
+    export: bool = True
 
     @model_validator(mode="after")
     def _arms_known(self) -> ExperimentConfig:
@@ -113,8 +120,8 @@ def _cache_root(config: ExperimentConfig) -> Path | None:
 
 
 def _evaluate(config: ExperimentConfig, spec: ComponentSpec, train: ShopData, parts: Split,
-              seed: int) -> pd.DataFrame:
-    """Fit one model and return its per-group metrics with a ``slice`` column."""
+              seed: int) -> tuple[Any, pd.DataFrame]:
+    """Fit one model; (the fitted model, its per-group metrics with a ``slice`` column)."""
     kind = "recommender" if config.task == "rec" else "search_model"
     model = registry.create(kind, spec.name, spec.config)
     model.fit(train, seed=seed)  # type: ignore[attr-defined]
@@ -122,13 +129,13 @@ def _evaluate(config: ExperimentConfig, spec: ComponentSpec, train: ShopData, pa
         from shopaug.evaluate.rec import per_user_metrics
 
         frame = per_user_metrics(model, parts.train, parts, config.evaluate.ks)
-        return frame.rename(columns={"user_id": "group"})
+        return model, frame.rename(columns={"user_id": "group"})
     from shopaug.evaluate.search import evaluate_search, query_slices
 
     per_query = evaluate_search(model, parts, config.evaluate.ks).reset_index()
     frames = [per_query[per_query["query_id"].isin(ids)].assign(slice=name)
               for name, ids in query_slices(parts).items() if ids]
-    return pd.concat(frames, ignore_index=True).rename(columns={"query_id": "group"})
+    return model, pd.concat(frames, ignore_index=True).rename(columns={"query_id": "group"})
 
 
 def run_experiment(config: ExperimentConfig | str | Path, *, output: str | Path | None = None,
@@ -165,9 +172,12 @@ def run_experiment(config: ExperimentConfig | str | Path, *, output: str | Path 
         bar = tqdm(total=len(config.seeds) * (len(arms) + 1) * len(config.models),
                    desc=config.name, unit="fit", disable=not config.progress)
         shared_llm = None
+        executor = make_executor(config.executor, config.executor_options)
+        #: (model, arm) -> fitted model and its training data, last seed only (for export)
+        fitted: dict[tuple[str, str], tuple[Any, ShopData]] = {}
         for seed in config.seeds:
             ctx = RunContext(seed=seed, run_dir=tmp, progress=config.progress,
-                             llm_config=config.llm, _llm=shared_llm)
+                             llm_config=config.llm, _llm=shared_llm, executor=executor)
             with timings.stage("split"):
                 parts: Split = registry.create(
                     "splitter", config.split.name, config.split.config).split(  # type: ignore[attr-defined]
@@ -180,6 +190,10 @@ def run_experiment(config: ExperimentConfig | str | Path, *, output: str | Path 
                     out, prompts, reports = run_chain(parts.train, specs, config.filters, ctx,
                                                       cache, llm_fp)
                 stage_reports += [{"seed": seed, "arm": arm, **r} for r in reports]
+                if config.decontaminate:
+                    out, dropped = decontaminate(out, parts.test)
+                    stage_reports.append({"seed": seed, "arm": arm, "kind": "decontaminate",
+                                          "stage": "decontaminate", "report": dropped})
                 with timings.stage("quality"):
                     report = assess(out, test=parts.test, prompts=prompts,
                                     thresholds=thresholds, seed=seed)
@@ -198,7 +212,9 @@ def run_experiment(config: ExperimentConfig | str | Path, *, output: str | Path 
                 for spec in config.models:
                     bar.set_postfix_str(f"seed {seed} {arm} {spec.display}")
                     with timings.stage(f"fit+evaluate:{spec.display}"):
-                        frame = _evaluate(config, spec, train, parts, seed)
+                        model, frame = _evaluate(config, spec, train, parts, seed)
+                    if config.export and seed == config.seeds[-1]:
+                        fitted[(spec.display, arm)] = (model, train)
                     rows.append(frame.assign(model=spec.display, arm=arm, seed=seed))
                     bar.update()
         bar.close()
@@ -214,6 +230,11 @@ def run_experiment(config: ExperimentConfig | str | Path, *, output: str | Path 
                                 "hits": cache.hits, "misses": cache.misses},
                 "llm": summary["ledger"]}
         summary["card"] = card
+        if config.export:
+            from shopaug.serve.export import export_models
+
+            card["serving"] = export_models(tmp / "serving", config=config, fitted=fitted,
+                                            summary=summary, data=data)
         _write(tmp, config, summary, per_group, first)
         if config.report:
             from shopaug.report.html import write_report
@@ -267,8 +288,10 @@ def _write(tmp: Path, config: ExperimentConfig, summary: dict[str, Any],
     atomic_write_json(tmp / "samples.json", summary["samples"])
     per_group.to_parquet(tmp / "per_group.parquet", index=False)
     per_group.to_csv(tmp / "per_group.csv", index=False)
-    pd.DataFrame(summary["results"]).to_csv(tmp / "results.csv", index=False)
-    pd.DataFrame(summary["lift"]).to_csv(tmp / "lift.csv", index=False)
+    for name in ("results", "lift"):
+        frame = pd.DataFrame(summary[name])
+        frame.to_csv(tmp / f"{name}.csv", index=False)
+        frame.to_parquet(tmp / f"{name}.parquet", index=False)
     if first:
         # what `shopaug quality RUN_DIR` re-checks: the shown arm, its test side, prompts
         first["data"].save(tmp / "augmented")

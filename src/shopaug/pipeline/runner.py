@@ -27,6 +27,7 @@ from shopaug.evaluate.rec import evaluate_recommender
 from shopaug.llm.client import LLM
 from shopaug.llm.config import LLMConfig
 from shopaug.pipeline.config import PipelineConfig
+from shopaug.pipeline.executors import make_executor, run_component
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class RunContext:
     progress: bool = True
     llm_config: LLMConfig | None = None
     _llm: LLM | None = field(default=None, repr=False)
+    #: runs each augmenter and filter (shopaug.pipeline.executors); None: in-process
+    executor: Any = field(default=None, repr=False)
     #: every prompt this context's stages asked the LLM, for the leakage audit
     audit: list[dict[str, str]] = field(default_factory=list, repr=False)
 
@@ -118,9 +121,10 @@ def run(config: PipelineConfig | str | Path, *, output: str | Path | None = None
         bar = tqdm(total=len(steps), desc=f"{config.name}", disable=not config.progress,
                    unit="model")
         shared_llm: LLM | None = None
+        executor = make_executor(config.executor, config.executor_options)
         for seed in config.seeds:
             ctx = RunContext(seed=seed, run_dir=tmp, progress=config.progress,
-                             llm_config=config.llm, _llm=shared_llm)
+                             llm_config=config.llm, _llm=shared_llm, executor=executor)
             with timings.stage("split"):
                 parts: Split = registry.create(
                     "splitter", config.split.name, config.split.config).split(  # type: ignore[attr-defined]
@@ -181,5 +185,5 @@ def _augment(train: ShopData, config: PipelineConfig, ctx: RunContext,
         for spec in specs:
             component = registry.create(kind, spec.name, spec.config)
             with timings.stage(f"{kind}:{spec.name}"):
-                train = component.run(train, ctx)  # type: ignore[attr-defined]
+                train = run_component(component, train, ctx)  # type: ignore[arg-type]
     return train

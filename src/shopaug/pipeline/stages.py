@@ -21,6 +21,7 @@ from shopaug.artifacts import atomic_dir
 from shopaug.data.bundle import ShopData
 from shopaug.fingerprint import fingerprint
 from shopaug.pipeline.config import ComponentSpec
+from shopaug.pipeline.executors import run_component
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def run_stage(data: ShopData, kind: str, spec: ComponentSpec, ctx, cache: StageC
     audit = ctx.prompt_audit()
     before = len(audit)
     start = time.perf_counter()
-    out = component.run(data, ctx)  # type: ignore[attr-defined]
+    out = run_component(component, data, ctx)  # type: ignore[arg-type]
     result = StageResult(out, list(audit[before:]),
                          dict(getattr(component, "report_", {}) or {}),
                          time.perf_counter() - start)

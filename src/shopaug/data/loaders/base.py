@@ -126,6 +126,17 @@ class LoadContext:
             return None
         # canonical name -> the name in the user's file, for messages
         back = {v: k for k, v in user.items()}
+        final = [rename.get(c, c) for c in df.columns]
+        clashes = sorted({c for c in final if final.count(c) > 1})
+        if clashes:  # e.g. a file with both parent_asin and item_id: two item_id columns
+            named = [back.get(c, c) for c, f in zip(df.columns, final, strict=True)
+                     if f in clashes]
+            self.problems.append(Problem(
+                path.name, f"columns {named} would all become {clashes}",
+                "one source column per field",
+                "drop or rename the extra column, or map it elsewhere with `columns:` in "
+                "the data config", kind="ambiguous", fatal=True))
+            return None
         self.sources[table] = {rename.get(c, c): back.get(c, c) for c in df.columns if c != ROW}
         return df.rename(columns=rename)
 
