@@ -161,8 +161,9 @@ def create_app(run_dir: str | Path, llm_config: Any = None) -> FastAPI:
     metrics = Metrics()
     llm_lock = threading.Lock()
     llm_box: dict[str, Any] = {}
-    app = FastAPI(title="shopaug", version=shopaug.__version__,
+    app = FastAPI(title="shopaug", version=shopaug.__version__, docs_url=None, redoc_url=None,
                   description=f"Serving the best model of the experiment run `{run_dir.name}`")
+    _offline_docs(app)
     app.state.holder = holder
     app.state.metrics = metrics
     app.add_middleware(ServeMiddleware, metrics=metrics, routes=app.router.routes)
@@ -301,3 +302,23 @@ def _generate(llm: Any, body: AugmentRequest) -> list[str]:
     out = SyntheticQueries(k=body.k, n_examples=0).run(data, ctx)
     return out.queries["text"].astype(str).tolist()
 
+
+
+def _offline_docs(app) -> None:
+    """/docs from the Swagger UI files shipped in the swagger-ui-bundle package: FastAPI's
+    default page loads them from a CDN, which is blank on an offline machine."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:  # the API still works; /openapi.json still describes it
+        return
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="shopaug API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
