@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -13,6 +14,8 @@ if not os.environ.get("CI"):
     pytest.importorskip("ray")
 
 from shopaug import registry
+from shopaug.augment.expand import LabelPropagation
+from shopaug.data.bundle import ShopData
 from shopaug.llm.config import LLMConfig
 from shopaug.llm.engine import EngineError
 from shopaug.llm.fake import FakeEngine
@@ -157,3 +160,82 @@ def test_an_experiment_on_ray_gives_the_local_results(tmp_path):
     for table, frame in local_data.tables().items():
         pd.testing.assert_frame_equal(ray_data.table(table), frame, obj=table)
     assert on_ray.summary["ledger"]["stages"]["item_enrichment"]["requests"] == 12
+
+
+# -- embeddings on an actor pool -----------------------------------------------------
+TEXTS = ([f"white ceramic mug {n} ml" for n in range(0, 400, 20)]
+         + [f"garden gnome number {n}" for n in range(15)]
+         + ["纯棉T恤 男款", "蓝色陶瓷咖啡杯", "红色心形靠垫", "玻璃罐 带盖", "牛仔夹克 蓝色",
+            "Glass jar with lid", "Red heart cushion", "Blue denim jacket", "T恤", "",
+            "mug", "cushion", "jacket", "花园小矮人", "咖啡 mug 混合"])
+
+
+def test_the_ray_embedder_equals_local_encode_in_input_order(monkeypatch):
+    from ray.data import DataContext
+
+    from shopaug.models.search.encoder import encode
+    from shopaug.pipeline.executors import ExecutorOptions
+    from shopaug.pipeline.ray_embed import RayEmbedder
+
+    # start both actors before the first batch: else the first one up may take them all
+    monkeypatch.setattr(DataContext.get_current(), "wait_for_min_actors_s", 120)
+    assert len(set(TEXTS)) == len(TEXTS) == 50  # distinct rows: a swap would show
+    embed = RayEmbedder(ExecutorOptions(**OPTIONS), batch_size=8)
+    got = embed(TEXTS)
+    assert got.dtype == np.float32 and got.shape == (50, 384)
+    np.testing.assert_allclose(got, encode(TEXTS, normalize=True), atol=1e-5)
+    # 7 batches on 2 actors: both served, so the order came from the positions
+    assert embed.actors_ == 2
+    assert embed([]).shape == (0, 384)
+
+
+def _with_synthetic() -> ShopData:
+    """``sample_data()`` plus synthetic queries, judged top grade for their item."""
+    rows = [("s1", "white coffee mug", "i1"), ("s2", "heart shaped cushion", "i2"),
+            ("s3", "纯棉T恤", "i4"), ("s4", "denim jacket", "i1"),
+            ("s5", "zzz qqq", "i6"), ("s6", "glass storage jar", "i6")]
+    prov = {"origin": "synthetic", "augmenter": "maker", "augmenter_version": "1",
+            "config_hash": "x", "seed": 0}
+    queries = pd.DataFrame([(q, t) for q, t, _ in rows], columns=["query_id", "text"])
+    judged = pd.DataFrame([(q, i) for q, _, i in rows], columns=["query_id", "item_id"])
+    data = sample_data().append("queries", queries.assign(**prov))
+    return data.append("judgments", judged.assign(grade="4", gain=1.0, **prov))
+
+
+def test_an_embedding_filter_on_ray_gives_the_local_rows(tmp_path, monkeypatch):
+    from shopaug.augment.expand import default_embedder
+    from shopaug.pipeline.executors import run_component
+    from shopaug.pipeline.ray_embed import RayEmbedder
+
+    calls = []
+    original = RayEmbedder.__call__
+    monkeypatch.setattr(RayEmbedder, "__call__",
+                        lambda self, texts: calls.append(len(texts)) or original(self, texts))
+    data = _with_synthetic()
+    config = {"scorer": "biencoder", "keep_fraction": 0.5}
+    outs, reports = {}, {}
+    # one actor: each embed call starts its own pool, and loading models is the slow part
+    ray_executor = RayExecutor({**OPTIONS, "concurrency": 1})
+    for name, executor in [("local", LocalExecutor()), ("ray", ray_executor)]:
+        component = registry.create("filter", "consistency", config)
+        outs[name] = run_component(component, data, _ctx(tmp_path / name, executor))
+        reports[name] = component.report_
+        assert component.embed is default_embedder  # put back after the run
+    assert calls == [6, 6]  # the catalog, then the queries: on the pool, not the driver
+    assert reports["ray"] == reports["local"] and reports["local"]["removed"] == 3
+    for table, frame in outs["local"].tables().items():
+        pd.testing.assert_frame_equal(outs["ray"].table(table), frame, obj=table)
+
+
+def test_an_injected_embedder_is_kept_on_ray(tmp_path):
+    seen = []
+
+    def cheap(texts):
+        seen.append(list(texts))
+        return np.eye(len(texts), 8, dtype=np.float32) + 0.1
+
+    component = LabelPropagation(embed=cheap)
+    executor = RayExecutor(OPTIONS)
+    executor.run(component, sample_data(), _ctx(tmp_path, executor))
+    assert component.embed is cheap
+    assert seen and seen[0] == sample_data().queries["text"].tolist()

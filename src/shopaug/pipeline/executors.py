@@ -12,6 +12,9 @@ in that order, so the result equals the local executor's row for row (per-record
 seeds make every answer independent of the shard it was in). Components without
 ``shard_by`` run on the driver, unchanged.
 
+Components that embed text with the default embedder embed on an actor pool instead
+(``shopaug.pipeline.ray_embed``), wherever they run on the driver.
+
 A batch that raises is retried row by row; rows that still fail land in the stage's
 errors table (``errors/<stage>.csv``) instead of stopping the run. An ``EngineError``
 (dead server, bad key) still stops it: retrying every row against it is pointless.
@@ -59,6 +62,8 @@ class ExecutorOptions(BaseModel):
     concurrency: int = Field(2, ge=1)
     #: rows per map_batches call (an LLM batch)
     batch_size: int = Field(32, ge=1)
+    #: texts per map_batches call of the embedding actors
+    embed_batch_size: int = Field(256, ge=1)
     #: CPUs reserved per actor: small for HTTP clients, the thread count for llama.cpp
     num_cpus_per_worker: float = Field(1.0, gt=0)
     #: GPUs per actor (an embedded model on a GPU node)
@@ -91,7 +96,8 @@ def run_component(component: Augmenter, data: ShopData, ctx: RunContext) -> Shop
 
 
 class RayExecutor:
-    """Shard-by-row components on Ray Data; everything else on the driver.
+    """Shard-by-row components on Ray Data; everything else on the driver, with
+    default-embedder text embeddings on an actor pool.
 
     ``engine_factory`` (a picklable callable returning an Engine) replaces the engine
     built from the LLM config inside each actor: for tests and custom engines.
@@ -106,6 +112,18 @@ class RayExecutor:
         self.engine_factory = engine_factory
 
     def run(self, component: Augmenter, data: ShopData, ctx: RunContext) -> ShopData:
+        from shopaug.pipeline.ray_embed import RayEmbedder, uses_default_embedder
+
+        if not uses_default_embedder(component):
+            return self._run(component, data, ctx)
+        default = component.embed  # type: ignore[attr-defined]
+        component.embed = RayEmbedder(self.options, start=self._init)  # type: ignore[attr-defined]
+        try:
+            return self._run(component, data, ctx)
+        finally:  # the component may run again elsewhere: leave it as it was
+            component.embed = default  # type: ignore[attr-defined]
+
+    def _run(self, component: Augmenter, data: ShopData, ctx: RunContext) -> ShopData:
         if getattr(component, "shard_by", None) is None:
             return component.run(data, ctx)
         rows = component.select(data)
