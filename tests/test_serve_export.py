@@ -130,3 +130,20 @@ def test_a_failed_export_is_reported_not_raised(tmp_path):
     assert not (tmp_path / "serving" / "manifest.json").exists()
     with pytest.raises(ArtifactError, match="export: false"):
         load_serving(tmp_path)
+
+
+def test_an_augmented_arm_is_served_only_when_its_lift_is_significant(tmp_path):
+    data = sample_data()
+    pop = Popularity().fit(data)
+    fitted = {("popularity", "baseline"): (pop, data), ("popularity", "aug"): (pop, data)}
+    summary = _summary("recall@10", {("popularity", "baseline"): 0.30,
+                                     ("popularity", "aug"): 0.31})
+    lift = {"model": "popularity", "arm": "aug", "slice": "all", "metric": "recall@10",
+            "mean": 0.01, "excludes_zero": False}
+    noise = export_models(tmp_path / "a", config=SimpleNamespace(task="rec"), fitted=fitted,
+                          data=data, summary={**summary, "lift": [lift]})
+    assert noise["best"]["arm"] == "baseline"
+    real = export_models(tmp_path / "b", config=SimpleNamespace(task="rec"), fitted=fitted,
+                         data=data, summary={**summary, "lift": [{**lift,
+                                                                  "excludes_zero": True}]})
+    assert real["best"]["arm"] == "aug"

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 
 def _best(summary: dict[str, Any], fitted: dict) -> tuple[str, str, float | None]:
-    """(model, arm, value) with the highest primary metric on slice "all"."""
+    """(model, arm, value) with the highest primary metric on slice "all"; an augmented
+    arm only when its lift over the same model's baseline is significant."""
     metric = summary.get("primary_metric")
     rows = [r for r in summary.get("results", [])
             if r.get("metric") == metric and (r["model"], r["arm"]) in fitted]
@@ -36,7 +37,21 @@ def _best(summary: dict[str, Any], fitted: dict) -> tuple[str, str, float | None
         return model, arm, None
     # ties go to the baseline (no synthetic data needed), then to config order
     top = max(rows, key=lambda r: (r["mean"], r["arm"] == BASELINE))
+    if top["arm"] != BASELINE and not _significant_gain(summary, top, wanted):
+        # a lift within noise is no reason to serve a model trained on synthetic data
+        base = next((r for r in rows if r["model"] == top["model"] and r["arm"] == BASELINE),
+                    None)
+        if base is not None:
+            return base["model"], BASELINE, float(base["mean"])
     return top["model"], top["arm"], float(top["mean"])
+
+
+def _significant_gain(summary: dict[str, Any], row: dict[str, Any], slice_: str) -> bool:
+    """Whether ``row``'s arm beats its model's baseline with an interval above zero."""
+    return any(r["model"] == row["model"] and r["arm"] == row["arm"]
+               and r.get("slice") == slice_ and r.get("metric") == row["metric"]
+               and r.get("excludes_zero") and r.get("mean", 0) > 0
+               for r in summary.get("lift", []))
 
 
 def _baseline_value(summary: dict[str, Any], model: str) -> float | None:
