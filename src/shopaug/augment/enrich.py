@@ -102,20 +102,21 @@ def _stem(word: str) -> str:
     return word
 
 
-def _strings(value: object) -> Iterable[str]:
+def iter_strings(value: object) -> Iterable[str]:
+    """Every string inside nested JSON-like values (dicts, lists), depth first."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, Mapping):
         for v in value.values():
-            yield from _strings(v)
+            yield from iter_strings(v)
     elif isinstance(value, list):
         for v in value:
-            yield from _strings(v)
+            yield from iter_strings(v)
 
 
 def source_text(fields: Mapping[str, Any]) -> str:
     """Every string the model was shown about the record, as one normalised text."""
-    return " ".join(normalise_text(unicodedata.normalize("NFKC", s)) for s in _strings(fields))
+    return " ".join(normalise_text(unicodedata.normalize("NFKC", s)) for s in iter_strings(fields))
 
 
 def is_grounded(value: str, source: str) -> bool:

@@ -32,7 +32,7 @@ from shopaug.evaluate.compare import BASELINE, compare_arms
 from shopaug.fingerprint import fingerprint
 from shopaug.pipeline.config import _LLM_NOT_FINGERPRINTED, ComponentSpec, PipelineConfig
 from shopaug.pipeline.executors import make_executor
-from shopaug.pipeline.runner import RunContext, _Timings, _versions, check_inputs
+from shopaug.pipeline.runner import RunContext, _Timings, _versions, load_checked
 from shopaug.pipeline.stages import StageCache, run_chain
 from shopaug.quality.decontaminate import decontaminate
 
@@ -160,13 +160,8 @@ def run_experiment(config: ExperimentConfig | str | Path, *, output: str | Path 
     timings = _Timings()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     with atomic_dir(run_dir) as tmp:
-        with timings.stage("load"):
-            options = {"quarantine_dir": str(tmp / "quarantine"),
-                       **config.data.loader_options()}
-            loader = registry.create("loader", config.data.format, options)
-            loaded = loader.load(config.data.path)  # type: ignore[attr-defined]
+        loaded = load_checked(config, tmp, timings)
         data = loaded.data
-        check_inputs(config, data)
         rows, splits, stage_reports, quality_by_arm = [], {}, [], {}
         first: dict[str, Any] = {}
         bar = tqdm(total=len(config.seeds) * (len(arms) + 1) * len(config.models),

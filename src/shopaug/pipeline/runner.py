@@ -109,13 +109,8 @@ def run(config: PipelineConfig | str | Path, *, output: str | Path | None = None
     timings = _Timings()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     with atomic_dir(run_dir) as tmp:
-        with timings.stage("load"):
-            options = {"quarantine_dir": str(tmp / "quarantine"),
-                       **config.data.loader_options()}
-            loader = registry.create("loader", config.data.format, options)
-            loaded = loader.load(config.data.path)  # type: ignore[attr-defined]
+        loaded = load_checked(config, tmp, timings)
         data = loaded.data
-        check_inputs(config, data)
         rows, splits = [], {}
         steps = [(s, m) for s in config.seeds for m in config.models]
         bar = tqdm(total=len(steps), desc=f"{config.name}", disable=not config.progress,
@@ -159,6 +154,18 @@ def run(config: PipelineConfig | str | Path, *, output: str | Path | None = None
         metrics.to_csv(tmp / "metrics.csv", index=False)
     log.info("run %s written to %s", config.name, run_dir)
     return RunResult(run_dir=run_dir, card=card, metrics=metrics)
+
+
+def load_checked(config: PipelineConfig, run_tmp: Path, timings: _Timings):
+    """Load the configured data (bad rows quarantined inside the run directory) and check
+    every component's inputs before any work."""
+    with timings.stage("load"):
+        options = {"quarantine_dir": str(run_tmp / "quarantine"),
+                   **config.data.loader_options()}
+        loader = registry.create("loader", config.data.format, options)
+        loaded = loader.load(config.data.path)  # type: ignore[attr-defined]
+    check_inputs(config, loaded.data)
+    return loaded
 
 
 def check_inputs(config: PipelineConfig, data: ShopData) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from shopaug.augment.enrich import iter_strings
 from shopaug.augment.expand import jaccard, normalise_text
 from shopaug.data.bundle import ShopData
 from shopaug.quality._common import (
@@ -171,7 +172,7 @@ class CatalogText:
                         self._add(_HTML.sub(" ", v))
             if "attributes" in items.columns:
                 for raw in items["attributes"].dropna().tolist():
-                    for v in _strings(parse_json_object(raw)):
+                    for v in iter_strings(parse_json_object(raw)):
                         self._add(v)
 
     def _add(self, text: str) -> None:
@@ -187,17 +188,6 @@ class CatalogText:
             return True
         return len(norm) >= self.PREFIX and any(
             full.startswith(norm) for full in self.prefix.get(norm[: self.PREFIX], ()))
-
-
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
 
 
 def _share(count: int, rows) -> float:
