@@ -108,6 +108,8 @@ def test_experiment_writes_paired_results_quality_and_samples(tmp_path):
         assert (run / name).is_file(), name
     card = json.loads((run / "run_card.json").read_text())
     assert card["quality_passed"] is True and card["llm"]["total"]["requests"] > 0
+    assert {(r["model"], r["arm"]) for r in card["lift_all_groups"]} == {
+        (m, a) for m in ("popularity", "itemknn") for a in s["arms"]}
     samples = json.loads((run / "samples.json").read_text())
     assert {x["augmenter"] for x in samples} >= {"user_profiles", "sequence_augment"}
     profile = next(x for x in samples if x["augmenter"] == "user_profiles")

@@ -223,7 +223,9 @@ def run_experiment(config: ExperimentConfig | str | Path, *, output: str | Path 
                 "quality_passed": all(q["passed"] for q in quality_by_arm.values()),
                 "stage_cache": {"root": str(cache.root) if cache.root else None,
                                 "hits": cache.hits, "misses": cache.misses},
-                "llm": summary["ledger"]}
+                "llm": summary["ledger"],
+                # the headline in the card itself; every slice and metric is in summary.json
+                "lift_all_groups": [r for r in summary["lift"] if r["slice"] == "all"]}
         summary["card"] = card
         if config.export:
             from shopaug.serve.export import export_models
