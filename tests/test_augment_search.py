@@ -373,6 +373,13 @@ def test_teacher_labels(tmp_path):
     assert judged["quality_score"].between(0, 1).all()
     assert TeacherLabels(per_query=3, embed=fake_embed, min_score=0.5, max_score=0.2).run(
         data, ctx).fingerprint() == out.fingerprint()
+    # grading only what the LLM wrote (e.g. doc2query output)
+    written = data.append("queries", pd.DataFrame(
+        [{"query_id": "w1", "text": "ceramic coffee mug", "origin": "synthetic",
+          "augmenter": "synthetic_queries"}]))
+    only = TeacherLabels(per_query=3, embed=fake_embed, queries="synthetic", min_score=0.0,
+                         max_score=None).run(written, ctx).synthetic().judgments
+    assert set(only["query_id"]) == {"w1"} and len(only) == 3
 
 
 class _FakeLabelPropagation(LabelPropagation):

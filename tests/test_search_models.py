@@ -194,7 +194,7 @@ def test_training_pairs_and_distinct_batches(data: ShopData) -> None:
     pairs = training_pairs(data)
     assert len(pairs) == len(data.judgments) and pairs["query"].notna().all()
     assert set(training_pairs(data, use_synthetic=False)["origin"]) == {"real"}
-    assert len(training_pairs(data, max_pairs=5, seed=3)) == 5
+    assert len(training_pairs(data, max_pairs=5, max_synthetic_pairs=0, seed=3)) == 5
     batches = distinct_batches(pairs, batch_size=4, seed=0)
     for batch in batches:
         assert 1 < len(batch) <= 4
@@ -205,6 +205,19 @@ def test_biencoder_zero_shot_understands_meaning(data: ShopData) -> None:
     model = BiEncoder(fine_tune=False, threads=1).fit(data)
     ranked = model.rank(*ask("coffee cup", ["i04", "i01"]))
     assert ranked["item_id"].tolist() == ["i01", "i04"]
+
+
+def test_biencoder_trained_on_the_same_pairs_is_reused(data: ShopData) -> None:
+    first = BiEncoder(batch_size=4, threads=1, use_synthetic=False).fit(data, seed=5)
+    # a teacher and the real-only variant: same pairs, same settings, one fine-tune
+    again = BiEncoder(batch_size=4, threads=1, use_synthetic=False).fit(data.real(), seed=5)
+    assert again.model_ is first.model_ and again.n_train_pairs_ == first.n_train_pairs_
+    other_seed = BiEncoder(batch_size=4, threads=1, use_synthetic=False).fit(data, seed=6)
+    augmented = BiEncoder(batch_size=4, threads=1).fit(data, seed=5)
+    assert other_seed.model_ is not first.model_ and augmented.model_ is not first.model_
+    queries, candidates, _ = real_candidates(data)
+    np.testing.assert_allclose(again.score(queries, candidates),
+                               first.score(queries, candidates), rtol=1e-6)
 
 
 @pytest.mark.parametrize("config", [{}, {"loss": "cosine", "use_synthetic": False,
@@ -245,6 +258,13 @@ def test_ltr_synthetic_groups_and_judge_feature(data: ShopData) -> None:
     assert "bm25_doc2query" not in real_only.feature_names_
     assert with_synth.n_groups_ == real_only.n_groups_ + len(SYNTHETIC)
     assert with_synth.n_rows_ == real_only.n_rows_ + 1 + len(SYNTHETIC) * (1 + 3)
+    # a synthetic query a teacher has graded holds its own contrasts: no BM25 guesses
+    graded = data.append("judgments", pd.DataFrame(
+        [{"query_id": "s1", "item_id": "i03", "grade": "2", "origin": "synthetic",
+          "augmenter": "teacher_labels"}]))
+    with_teacher = LambdaMART(biencoder_zero_shot=False, negatives_per_synthetic=3,
+                              n_estimators=10).fit(graded)
+    assert with_teacher.n_rows_ == with_synth.n_rows_ + 1 - 3
     judg = data.judgments.assign(judge_score=np.linspace(0, 1, len(data.judgments)))
     judged = LambdaMART(biencoder_zero_shot=False, n_estimators=10).fit(
         data.replace(judgments=judg))
@@ -278,12 +298,19 @@ def test_crossencoder_trains_and_ranks(data: ShopData) -> None:
     assert CrossEncoderRanker.from_dict(spec).config.loss == "mse"
 
 
-def test_max_pairs_keeps_real_pairs_first(data: ShopData) -> None:
+def test_pair_caps_apply_to_real_and_synthetic_pairs_separately(data: ShopData) -> None:
     n_real = int((data.judgments["origin"] == "real").sum())
-    capped = training_pairs(data, max_pairs=n_real + 2, seed=1)
-    assert (capped["origin"] == "real").sum() == n_real and len(capped) == n_real + 2
-    only_real = training_pairs(data, max_pairs=5, seed=1)
-    assert len(only_real) == 5 and set(only_real["origin"]) == {"real"}
+    n_synthetic = int((data.judgments["origin"] == "synthetic").sum())
+    assert n_real > 5 and n_synthetic > 2
+    # the synthetic pairs come on top of the capped real ones, never instead of them
+    capped = training_pairs(data, max_pairs=5, max_synthetic_pairs=2, seed=1)
+    assert (capped["origin"] == "real").sum() == 5 and (capped["origin"] != "real").sum() == 2
+    # the real sample is the same whether or not synthetic pairs are present
+    only_real = training_pairs(data, use_synthetic=False, max_pairs=5, seed=1)
+    pd.testing.assert_frame_equal(capped[capped["origin"] == "real"].reset_index(drop=True),
+                                  only_real)
+    positives = training_pairs(data, min_gain=0.5)
+    assert len(positives) and (positives["gain"] >= 0.5).all()
 
 
 def test_biencoder_dense_doc2query_expansion(data: ShopData) -> None:

@@ -135,9 +135,12 @@ def unjudged_candidates(data: ShopData, queries: pd.DataFrame, per_query: int,
 
 
 def default_embedder(texts: Sequence[str]) -> np.ndarray:
-    from shopaug.models.search.encoder import encode
+    """Packaged MiniLM embeddings, each distinct text encoded once per process: filters,
+    teachers and benchmark seeds embed the same catalog again and again."""
+    from shopaug.models.search.encoder import cached_encode, load_encoder, minilm_path
 
-    return encode(list(texts))
+    model = load_encoder()
+    return cached_encode(list(texts), f"{minilm_path()}|{model.max_seq_length}", model)
 
 
 def embed_unit(embed: Embedder, texts: Sequence[str]) -> np.ndarray:

@@ -200,7 +200,8 @@ class TeacherLabelsConfig(ComponentConfig):
     embedding_weight: float = Field(0.5, ge=0, le=1)
     #: BM25 candidates scored per query
     per_query: int = Field(10, ge=1)
-    queries: Literal["real", "all"] = "real"
+    #: whose candidates to grade: real queries, synthetic ones (doc2query output) or all
+    queries: Literal["real", "synthetic", "all"] = "real"
     #: keep calibrated scores at or above this as soft positives
     min_score: float = Field(0.7, ge=0, le=1)
     #: keep calibrated scores at or below this as soft negatives (None: keep none)
@@ -234,8 +235,8 @@ class TeacherLabels(Augmenter):
     def run(self, data: ShopData, ctx: RunContext) -> ShopData:
         cfg = self.config
         queries = data.queries
-        if cfg.queries == "real":
-            queries = queries[queries["origin"] == "real"]
+        if cfg.queries != "all":
+            queries = queries[queries["origin"] == cfg.queries]
         real = data.real()
         candidates = unjudged_candidates(data, queries, cfg.per_query)
         if candidates.empty or real.judgments.empty:

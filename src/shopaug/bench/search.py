@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: weight of the best match among an item's synthetic queries in the bi-encoder score
 EXPANSION_WEIGHT = 0.5
+#: real pairs a bi-encoder fine-tunes on (the cost of a fine-tune grows with them)
+MAX_REAL_PAIRS = 2000
 #: variant -> (registry name, config, trained on augmented data?)
 VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
     "random": ("random", {}, False),
@@ -44,9 +46,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
     # zero-shot encoder + dense doc2query: what the synthetic queries give without training
     "biencoder_doc2query": ("biencoder", {"fine_tune": False,
                                           "expansion_weight": EXPANSION_WEIGHT}, True),
-    "biencoder_real": ("biencoder", {"fine_tune": True, "use_synthetic": False}, False),
+    "biencoder_real": ("biencoder", {"fine_tune": True, "use_synthetic": False,
+                                     "max_pairs": MAX_REAL_PAIRS}, False),
+    # the same real pairs, and synthetic positives (doc2query + teacher-graded) on top
     "biencoder_augmented": ("biencoder", {"fine_tune": True, "use_synthetic": True,
-                                          "expansion_weight": EXPANSION_WEIGHT}, True),
+                                          "max_pairs": MAX_REAL_PAIRS,
+                                          "max_synthetic_pairs": 1000}, True),
     "ltr_real": ("ltr", {"use_synthetic": False}, False),
     "ltr_augmented": ("ltr", {"use_synthetic": True}, True),
 }
@@ -64,6 +69,17 @@ DEFAULT_FILTERS: list[dict[str, Any]] = [
     {"name": "round_trip", "config": {"k": 50}},
 ]
 
+#: teacher pseudo-labels: a bi-encoder fine-tuned on the seed's real judgments (the
+#: biencoder_real variant itself, trained once) grades the BM25 top candidates of every
+#: synthetic query, so the LTR gets graded groups instead of one positive and BM25 guesses
+DEFAULT_PER_SEED: list[dict[str, Any]] = [
+    {"name": "teacher_labels",
+     "config": {"queries": "synthetic", "per_query": 10, "min_score": 0.0, "max_score": None,
+                "teacher": "biencoder",
+                "teacher_config": {"fine_tune": True, "use_synthetic": False,
+                                   "max_pairs": MAX_REAL_PAIRS}}},
+]
+
 
 @dataclass
 class SearchBenchConfig:
@@ -72,6 +88,11 @@ class SearchBenchConfig:
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
     augment: list[dict[str, Any]] = field(default_factory=lambda: list(DEFAULT_AUGMENT))
     filters: list[dict[str, Any]] = field(default_factory=lambda: list(DEFAULT_FILTERS))
+    #: augmenters run on each seed's training side (real + synthetic) before the
+    #: augmented variants fit, for those that must learn from that seed's labels only,
+    #: e.g. teacher pseudo-labels
+    per_seed_augment: list[dict[str, Any]] = field(
+        default_factory=lambda: list(DEFAULT_PER_SEED))
     #: per-variant config overrides, e.g. {"biencoder_augmented": {"epochs": 2}}
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     n_boot: int = 2000
@@ -118,10 +139,33 @@ def _with_synthetic(train: ShopData, synthetic: ShopData) -> ShopData:
     return out
 
 
-def run_variants(data: ShopData, synthetic: ShopData, cfg: SearchBenchConfig
+def augment_seed(train: ShopData, synthetic: ShopData, test: ShopData,
+                 cfg: SearchBenchConfig, ctx) -> tuple[ShopData, dict[str, int]]:
+    """One seed's augmented training side: its real rows, the shared synthetic rows and
+    what the per-seed augmenters add from that seed's labels; decontaminated against
+    that seed's test side."""
+    augmented = _with_synthetic(train, synthetic)
+    if not cfg.per_seed_augment:
+        return augmented, {}
+    for spec in cfg.per_seed_augment:
+        start = time.perf_counter()
+        augmented = registry.create("augmenter", spec["name"], spec.get("config", {})).run(
+            augmented, ctx)
+        log.info("seed %d augmenter %s: %.1fs", ctx.seed, spec["name"],
+                 time.perf_counter() - start)
+    return decontaminate(augmented, test)
+
+
+def run_variants(data: ShopData, synthetic: ShopData, cfg: SearchBenchConfig, ctx=None,
+                 info: dict[int, Any] | None = None
                  ) -> tuple[pd.DataFrame, dict[int, dict[str, set[str]]], dict[str, float]]:
-    """Per (variant, seed, query) metrics; slices per seed; seconds per variant."""
+    """Per (variant, seed, query) metrics; slices per seed; seconds per variant. ``info``
+    receives each seed's synthetic judgment count and what decontamination dropped."""
+    from dataclasses import replace
+
     from tqdm.auto import tqdm
+
+    from shopaug.pipeline.runner import RunContext
 
     rows, slices, seconds = [], {}, {}
     bar = tqdm(total=len(cfg.seeds) * len(cfg.variants), desc="search bench", unit="fit",
@@ -129,7 +173,18 @@ def run_variants(data: ShopData, synthetic: ShopData, cfg: SearchBenchConfig
     for seed in cfg.seeds:
         parts: Split = split(data, "by_query", seed=seed, test_fraction=cfg.test_fraction)
         slices[seed] = query_slices(parts)
-        augmented = _with_synthetic(parts.train, synthetic)
+        start = time.perf_counter()
+        seed_ctx = (replace(ctx, seed=seed) if ctx is not None
+                    else RunContext(seed=seed, run_dir=Path("."), progress=cfg.progress))
+        needs_aug = any(VARIANTS[v][2] for v in cfg.variants)
+        augmented, dropped = (augment_seed(parts.train, synthetic, parts.test, cfg, seed_ctx)
+                              if needs_aug else (parts.train, {}))
+        if info is not None and needs_aug:
+            info[seed] = {"synthetic_judgments": int(
+                (augmented.judgments["origin"] != "real").sum()),
+                "decontaminated": {k: v for k, v in dropped.items() if k != "examples"}}
+        seconds["per_seed_augment"] = (seconds.get("per_seed_augment", 0.0)
+                                       + time.perf_counter() - start)
         for variant in cfg.variants:
             name, config, uses_aug = VARIANTS[variant]
             config = {**config, **cfg.overrides.get(variant, {})}
@@ -224,13 +279,15 @@ def run_search_benchmark(data: ShopData, out_dir: str | Path, cfg: SearchBenchCo
     else:
         summary_extra = {}
     timings["augment"] = time.perf_counter() - start
-    per_query, slices, seconds = run_variants(data, synthetic, cfg)
+    per_seed: dict[int, Any] = {}
+    per_query, slices, seconds = run_variants(data, synthetic, cfg, ctx, per_seed)
     timings.update({f"fit+eval:{k}": v for k, v in seconds.items()})
     summary = summarize(per_query, slices, cfg.n_boot)
     summary.update(summary_extra)
     summary["timings_seconds"] = {k: round(v, 2) for k, v in timings.items()}
     summary["synthetic_counts"] = synthetic.counts()
     summary["seeds"] = cfg.seeds
+    summary["per_seed_augment"] = {str(k): v for k, v in per_seed.items()}
     summary["llm"] = ctx._llm.ledger.to_dict() if ctx._llm is not None else None
     if needs_aug:
         summary["quality_passed"] = write_quality(data, synthetic, cfg, ctx, out_dir)

@@ -4,12 +4,15 @@ items no real query has reached."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -22,6 +25,14 @@ from shopaug.models.search.base import SearchModel, item_text
 from shopaug.models.search.encoder import cached_encode, encode, load_encoder, minilm_path
 
 log = logging.getLogger(__name__)
+
+#: fine-tuned encoders by training digest, newest last. A benchmark fits the same
+#: encoder on the same pairs more than once (a teacher, then the real-only variant):
+#: the second fit reuses the first. Trained models are never changed afterwards.
+_TRAINED: OrderedDict[str, Any] = OrderedDict()
+_TRAINED_MAX = 2
+#: the config fields that change what training produces (the pairs cover the rest)
+_TRAINING_FIELDS = ("epochs", "batch_size", "lr", "min_gain", "loss", "max_seq_length")
 
 
 @contextmanager
@@ -60,12 +71,13 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
 def training_pairs(train: ShopData, use_synthetic: bool = True, max_pairs: int | None = None,
                    seed: int = 0, with_description: bool = True,
-                   max_synthetic_pairs: int | None = None) -> pd.DataFrame:
+                   max_synthetic_pairs: int | None = None,
+                   min_gain: float | None = None) -> pd.DataFrame:
     """Judged (query, item) pairs with texts: columns query_id, item_id, query, item,
-    gain, origin. At most ``max_pairs``, sampled with ``seed``: real pairs are kept
-    first and synthetic ones fill what is left, so a cap never trades real labels for
-    synthetic ones. ``max_synthetic_pairs`` caps the synthetic pairs on their own
-    (applied first)."""
+    gain, origin. ``min_gain`` keeps only pairs at or above it (before any cap).
+    ``max_pairs`` caps the real pairs and ``max_synthetic_pairs`` the synthetic ones,
+    each sampled with ``seed``: a real-only and an augmented model then train on the
+    same real pairs, and the augmented one on synthetic pairs on top of them."""
     judg = train.judgments
     if not use_synthetic:
         judg = judg[judg["origin"] == "real"]
@@ -76,23 +88,21 @@ def training_pairs(train: ShopData, use_synthetic: bool = True, max_pairs: int |
         query=judg["query_id"].map(queries), item=judg["item_id"].map(texts))
     pairs = pairs.dropna(subset=["query", "item", "gain"])
     pairs = pairs[(pairs["query"].str.strip() != "") & (pairs["item"].str.strip() != "")]
+    if min_gain is not None:
+        pairs = pairs[pairs["gain"] >= min_gain]
+    # real judgments win over synthetic ones for the same pair
+    pairs = pairs.sort_values("origin", key=lambda s: s != "real", kind="stable")
     pairs = pairs.drop_duplicates(["query_id", "item_id"])
     pairs = pairs.sort_values(["query_id", "item_id"]).reset_index(drop=True)
-    synthetic = np.flatnonzero((pairs["origin"] != "real").to_numpy())
-    if max_synthetic_pairs is not None and len(synthetic) > max_synthetic_pairs:
-        rng = np.random.default_rng(seed + 1)
-        drop = np.setdiff1d(synthetic, rng.choice(synthetic, max_synthetic_pairs,
-                                                  replace=False))
-        pairs = pairs.drop(index=drop).reset_index(drop=True)
-    if max_pairs is not None and len(pairs) > max_pairs:
-        rng = np.random.default_rng(seed)
-        real = np.flatnonzero((pairs["origin"] == "real").to_numpy())
-        other = np.flatnonzero((pairs["origin"] != "real").to_numpy())
-        keep_real = rng.choice(real, size=min(len(real), max_pairs), replace=False)
-        keep_other = rng.choice(other, size=max_pairs - len(keep_real), replace=False)
-        keep = np.concatenate([keep_real, keep_other]).astype(int)
-        pairs = pairs.iloc[np.sort(keep)].reset_index(drop=True)
-    return pairs
+    is_real = (pairs["origin"] == "real").to_numpy()
+    keep = np.ones(len(pairs), dtype=bool)
+    # the real sample depends only on the real pairs, whatever synthetic ones are present
+    for rows, cap, rng_seed in ((np.flatnonzero(is_real), max_pairs, seed),
+                                (np.flatnonzero(~is_real), max_synthetic_pairs, seed + 1)):
+        if cap is not None and len(rows) > cap:
+            chosen = np.random.default_rng(rng_seed).choice(len(rows), cap, replace=False)
+            keep[np.setdiff1d(rows, rows[chosen])] = False
+    return pairs[keep].reset_index(drop=True)
 
 
 def distinct_batches(pairs: pd.DataFrame, batch_size: int, seed: int) -> list[list[int]]:
@@ -128,7 +138,7 @@ class BiEncoderConfig(ComponentConfig):
     epochs: int = 1
     batch_size: int = 32
     lr: float = 2e-5
-    #: cap on training pairs, real ones kept first (None: all)
+    #: cap on real training pairs (None: all); synthetic pairs come on top of them
     max_pairs: int | None = None
     #: separate cap on synthetic pairs (None: all)
     max_synthetic_pairs: int | None = None
@@ -164,17 +174,28 @@ class BiEncoder(SearchModel):
         self.n_train_pairs_ = 0
         if cfg.fine_tune:
             pairs = training_pairs(train, cfg.use_synthetic, cfg.max_pairs, seed,
-                                   cfg.with_description, cfg.max_synthetic_pairs)
-            with torch_threads(cfg.threads):
-                self.model_ = self._train(path, pairs, seed)
+                                   cfg.with_description, cfg.max_synthetic_pairs,
+                                   min_gain=cfg.min_gain if cfg.loss == "mnrl" else None)
+            digest = self._digest(path, pairs, seed)
+            if digest in _TRAINED:
+                self.model_, self.n_train_pairs_ = _TRAINED[digest]
+                _TRAINED.move_to_end(digest)
+                log.info("biencoder: reusing an encoder trained on the same pairs")
+            else:
+                with torch_threads(cfg.threads):
+                    self.model_ = self._train(path, pairs, seed)
+                _TRAINED[digest] = (self.model_, self.n_train_pairs_)
+                while len(_TRAINED) > _TRAINED_MAX:
+                    _TRAINED.popitem(last=False)
+            self.frozen_key_: str | None = f"trained:{digest}"
         else:
             with quiet_transformers():
                 self.model_ = load_encoder(path)  # shared and cached: never changed here
             if self.model_.max_seq_length != cfg.max_seq_length:
                 self.model_ = self._load(path)
+            # a zero-shot encoder never changes: its embeddings can be shared process-wide
+            self.frozen_key_ = f"{path}|{cfg.max_seq_length}"
         self.fit_seconds_ = time.perf_counter() - start
-        # a zero-shot encoder never changes: its embeddings can be shared process-wide
-        self.frozen_key_ = None if cfg.fine_tune else f"{path}|{cfg.max_seq_length}"
         items = train.items.drop_duplicates("item_id")
         self.item_text_ = pd.Series(item_text(items, cfg.with_description).to_numpy(),
                                     index=items["item_id"].astype(str))
@@ -205,6 +226,15 @@ class BiEncoder(SearchModel):
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([self.item_emb_[i] for i in item_ids])
 
+    def _digest(self, path: str, pairs: pd.DataFrame, seed: int) -> str:
+        settings = {"path": path, "seed": seed,
+                    **self.config.model_dump(include=set(_TRAINING_FIELDS))}
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+        if len(pairs):
+            digest.update(pd.util.hash_pandas_object(pairs[["query", "item", "gain"]],
+                                                     index=False).to_numpy().tobytes())
+        return digest.hexdigest()[:24]
+
     def _train(self, path: str, pairs: pd.DataFrame, seed: int):
         import torch
         from sentence_transformers import InputExample
@@ -216,7 +246,6 @@ class BiEncoder(SearchModel):
         torch.manual_seed(seed)
         model = self._load(path)  # a fresh copy to train, not the shared cached one
         if cfg.loss == "mnrl":
-            pairs = pairs[pairs["gain"] >= cfg.min_gain].reset_index(drop=True)
             examples = [InputExample(texts=[q, i]) for q, i in zip(pairs["query"], pairs["item"],
                                                                     strict=True)]
             # old_fit replays a batch sampler unchanged each epoch: lay out every epoch's
@@ -256,7 +285,7 @@ class BiEncoder(SearchModel):
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         with torch_threads(self.config.threads):
-            if self.frozen_key_:
+            if self.frozen_key_:  # the model never changes after fit: share embeddings
                 return cached_encode(texts, self.frozen_key_, self.model_)
             return encode(texts, model=self.model_, batch_size=64, normalize=True)
 

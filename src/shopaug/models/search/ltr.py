@@ -39,7 +39,7 @@ class LambdaMARTConfig(ComponentConfig):
     #: with use_synthetic: also train on synthetic query groups (False: synthetic data
     #: only feeds the doc2query features)
     synthetic_rows: bool = True
-    #: BM25 hard negatives (label 0) added per synthetic query, which has one positive
+    #: BM25 hard negatives (label 0) added per synthetic query that has one label only
     negatives_per_synthetic: int = 10
     #: the pool of BM25 top items the negatives are drawn from
     negative_pool: int = 30
@@ -110,8 +110,11 @@ class LambdaMART(SearchModel):
         judg = judg.sort_values("origin", key=lambda s: s != "real", kind="stable")
         cols = ["query_id", "item_id", "gain", *([JUDGE_COLUMN] if JUDGE_COLUMN in judg else [])]
         rows = judg.drop_duplicates(["query_id", "item_id"])[cols]
+        # A doc2query group holds one positive: BM25 guesses fill in its negatives. Groups
+        # a teacher has graded already hold their own contrasts and get none.
+        sizes = rows["query_id"].value_counts()
         synth = queries[(queries["origin"] == "synthetic")
-                        & queries["query_id"].isin(rows["query_id"])]
+                        & queries["query_id"].isin(sizes.index[sizes == 1])]
         if cfg.use_synthetic and len(synth) and cfg.negatives_per_synthetic > 0:
             bm25 = BM25(with_description=cfg.with_description).fit(train, seed)
             neg = bm25_negatives(bm25, synth, rows, cfg.negatives_per_synthetic, seed,
