@@ -32,7 +32,12 @@ from shopaug.evaluate.compare import BASELINE, compare_arms
 from shopaug.fingerprint import fingerprint
 from shopaug.pipeline.config import _LLM_NOT_FINGERPRINTED, ComponentSpec, PipelineConfig
 from shopaug.pipeline.executors import make_executor
-from shopaug.pipeline.runner import RunContext, _Timings, _versions, load_checked
+from shopaug.pipeline.runner import (
+    _Timings,
+    _versions,
+    load_checked,
+    seed_context_and_split,
+)
 from shopaug.pipeline.stages import StageCache, run_chain
 from shopaug.quality.decontaminate import decontaminate
 
@@ -171,12 +176,8 @@ def run_experiment(config: ExperimentConfig | str | Path, *, output: str | Path 
         #: (model, arm) -> fitted model and its training data, last seed only (for export)
         fitted: dict[tuple[str, str], tuple[Any, ShopData]] = {}
         for seed in config.seeds:
-            ctx = RunContext(seed=seed, run_dir=tmp, progress=config.progress,
-                             llm_config=config.llm, _llm=shared_llm, executor=executor)
-            with timings.stage("split"):
-                parts: Split = registry.create(
-                    "splitter", config.split.name, config.split.config).split(  # type: ignore[attr-defined]
-                    data, seed=seed)
+            ctx, parts = seed_context_and_split(config, data, seed, tmp, shared_llm, executor,
+                                                timings)
             splits[str(seed)] = parts.report()
             arm_data = {BASELINE: parts.train}
             for arm, specs in arms.items():

@@ -118,12 +118,8 @@ def run(config: PipelineConfig | str | Path, *, output: str | Path | None = None
         shared_llm: LLM | None = None
         executor = make_executor(config.executor, config.executor_options)
         for seed in config.seeds:
-            ctx = RunContext(seed=seed, run_dir=tmp, progress=config.progress,
-                             llm_config=config.llm, _llm=shared_llm, executor=executor)
-            with timings.stage("split"):
-                parts: Split = registry.create(
-                    "splitter", config.split.name, config.split.config).split(  # type: ignore[attr-defined]
-                    data, seed=seed)
+            ctx, parts = seed_context_and_split(config, data, seed, tmp, shared_llm, executor,
+                                                timings)
             splits[seed] = parts.report()
             train = _augment(parts.train, config, ctx, timings)
             for spec in config.models:
@@ -154,6 +150,19 @@ def run(config: PipelineConfig | str | Path, *, output: str | Path | None = None
         metrics.to_csv(tmp / "metrics.csv", index=False)
     log.info("run %s written to %s", config.name, run_dir)
     return RunResult(run_dir=run_dir, card=card, metrics=metrics)
+
+
+def seed_context_and_split(config: Any, data: ShopData, seed: int, run_dir: Path,
+                           llm: LLM | None, executor: Any, timings: _Timings
+                           ) -> tuple[RunContext, Split]:
+    """One seed's context and split, for pipeline and experiment configs alike."""
+    ctx = RunContext(seed=seed, run_dir=run_dir, progress=config.progress,
+                     llm_config=config.llm, _llm=llm, executor=executor)
+    with timings.stage("split"):
+        parts: Split = registry.create(
+            "splitter", config.split.name, config.split.config).split(  # type: ignore[attr-defined]
+            data, seed=seed)
+    return ctx, parts
 
 
 def load_checked(config: PipelineConfig, run_tmp: Path, timings: _Timings):
