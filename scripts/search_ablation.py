@@ -4,7 +4,8 @@ differences against a base arm: the quick loop behind the search benchmark's def
     python scripts/search_prepare.py ... (or any saved synthetic-only ShopData)
     python scripts/search_ablation.py DATA.csv SYNTHETIC_DIR SPEC.json
 
-SPEC.json: {"base": "ltr_real", "arms": {"name": [model, config, per_seed_augment]}}
+SPEC.json: {"base": "ltr_real", "arms": {"name": [model, config, per_seed_augment]},
+            "pairs": [["arm a", "arm b"], ...]}   (pairs: optional, a - b differences)
 where per_seed_augment is null for a real-only arm, [] for real + synthetic and a list
 of augmenter specs (e.g. teacher_labels) to run on each seed's training side.
 Writes SPEC.csv (per seed and query) next to the spec and prints the table.
@@ -66,6 +67,11 @@ def main(data_path: str, synthetic_dir: str, spec_path: str, fmt: str = "crowdfl
             line += (f"   vs {base}: {d.mean:+.4f} [{d.lo:+.4f}, {d.hi:+.4f}]"
                      f"{'*' if d.excludes_zero else ''}")
         print(line)
+    for a, b in spec.get("pairs", []):  # further paired differences, e.g. twin arms
+        d = paired_difference(indexed[indexed["arm"] == a]["ndcg@10"],
+                              indexed[indexed["arm"] == b]["ndcg@10"], 2000)
+        print(f"{a} - {b}: {d.mean:+.4f} [{d.lo:+.4f}, {d.hi:+.4f}]"
+              f"{'*' if d.excludes_zero else ''}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Generate (from the LLM cache when warm), filter and decontaminate the search
 benchmark's synthetic queries once, and save them for scripts/search_ablation.py.
 
-    python scripts/search_prepare.py DATA.csv OUT_DIR [MAX_ITEMS|all]
+    python scripts/search_prepare.py DATA OUT_DIR [MAX_ITEMS|all] [FORMAT]
+
+FORMAT defaults to crowdflower (any format `shopaug.load` reads).
 
 Uses the benchmark's defaults (3 seeds, test fraction 0.3, its augmenter and filters).
 """
@@ -17,8 +19,9 @@ from shopaug.pipeline.runner import RunContext
 from shopaug.quality.decontaminate import decontaminate
 
 
-def main(data_path: str, out_dir: str, max_items: str = "all") -> None:
-    data = load(data_path, format="crowdflower").data
+def main(data_path: str, out_dir: str, max_items: str = "all",
+         fmt: str = "crowdflower") -> None:
+    data = load(data_path, format=fmt).data
     cfg = SearchBenchConfig(progress=True)
     if max_items != "all":
         cfg.augment = [{**spec, "config": {**spec.get("config", {}),
@@ -34,6 +37,6 @@ def main(data_path: str, out_dir: str, max_items: str = "all") -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (3, 4):
+    if len(sys.argv) not in (3, 4, 5):
         sys.exit(__doc__)
     main(*sys.argv[1:])

@@ -64,6 +64,13 @@ def shop(extra_items: list[dict] | None = None) -> ShopData:
     return ShopData(items=items, queries=queries, judgments=judgments, grade_scale="1-4")
 
 
+def product_of(prompt: str) -> dict:
+    """The product JSON of a search_queries prompt (its instruction holds JSON too)."""
+    line = next(x for x in prompt.splitlines() if x.startswith(("Product:", "商品：")))
+    return json.loads(line.split(":", 1)[1] if line.startswith("Product:")
+                      else line.split("：", 1)[1])
+
+
 class Recorder:
     """A responder that answers like an obedient small model and keeps every request."""
 
@@ -78,7 +85,7 @@ class Recorder:
         if self.obey_injection and "Ignore previous instructions" in prompt:
             return '{"queries": ["HACKED"]}'
         if request.template.startswith("search_queries"):
-            title = parse_json(prompt)["title"]
+            title = product_of(prompt)["title"]
             if self.blank:
                 return '{"queries": ["   "]}'
             words = title.split()

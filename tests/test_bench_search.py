@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 
 import shopaug
-from shopaug.bench.search import SearchBenchConfig, run_search_benchmark, stable_train_queries
+from shopaug.bench.search import (
+    SearchBenchConfig,
+    run_search_benchmark,
+    stable_train_queries,
+    summarize,
+)
 from shopaug.llm import LLM, FakeEngine, LLMCache
 
 CHEAP = ["random", "bm25", "bm25_doc2query"]
@@ -62,7 +67,8 @@ def test_bench_writes_every_variant_with_intervals(data, tmp_path):
     assert set(summary["variants"]) == set(CHEAP)
     for res in summary["variants"].values():
         assert res["all"]["lo"] <= res["all"]["mean"] <= res["all"]["hi"]
-    assert "bm25_doc2query - bm25" in summary["paired"]
+    twin = summary["paired"]["bm25_doc2query - bm25"]["all"]
+    assert 0 < twin["permutation_p"] <= twin["p_holm"] <= 1
     written = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert written["variants"].keys() == summary["variants"].keys()
     generated = pd.read_csv(tmp_path / "out" / "generated_queries.csv")
@@ -118,3 +124,23 @@ def test_judge_benchmark_scores_an_oracle_and_a_constant_judge(data, tmp_path):
     assert constant["per_1000_labels"]["prompt_tokens"] > 0
     assert "kappa" in format_report(constant)
     assert (tmp_path / "oracle" / "judge_agreement.json").is_file()
+
+
+def test_twin_pairs_are_holm_adjusted_as_one_family():
+    rng = pd.Series(range(60)).map(lambda i: (i * 37 % 11) / 10)  # deterministic spread
+    rows = []
+    for q, base in enumerate(rng):
+        for variant, value in (("bm25", base), ("bm25_doc2query", base + 0.05),
+                               ("ltr_real", base), ("ltr_augmented", base + (q % 2) * 0.02
+                                                    - (q % 3 == 0) * 0.02)):
+            rows.append({"seed": 0, "query_id": f"q{q}", "variant": variant, "ndcg@10": value})
+    per_query = pd.DataFrame(rows)
+    slices = {0: {"all": set(per_query["query_id"])}}
+    paired = summarize(per_query, slices, n_boot=200)["paired"]
+    clear, noisy = paired["bm25_doc2query - bm25"]["all"], paired["ltr_augmented - ltr_real"]["all"]
+    assert clear["permutation_p"] < 0.01 and clear["excludes_zero"]
+    assert noisy["permutation_p"] > clear["permutation_p"]
+    # Holm: the smallest p is multiplied by the family size (2), the next by 1, monotone
+    assert clear["p_holm"] == pytest.approx(min(1.0, 2 * clear["permutation_p"]))
+    assert noisy["p_holm"] == pytest.approx(max(clear["p_holm"], noisy["permutation_p"]))
+    assert "p_holm" not in paired.get("ltr_augmented - bm25", {}).get("all", {})

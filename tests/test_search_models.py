@@ -220,6 +220,29 @@ def test_biencoder_trained_on_the_same_pairs_is_reused(data: ShopData) -> None:
                                first.score(queries, candidates), rtol=1e-6)
 
 
+def test_a_fine_tuned_biencoder_is_loaded_from_its_cache_dir(data: ShopData, tmp_path,
+                                                             monkeypatch) -> None:
+    from shopaug.models.search import biencoder
+
+    first = BiEncoder(batch_size=4, threads=1, cache_dir=str(tmp_path)).fit(data, seed=7)
+    saved = [d for d in tmp_path.iterdir() if not d.name.startswith(".")]
+    assert len(saved) == 1 and (saved[0] / "shopaug_training.json").is_file()
+    biencoder._TRAINED.clear()  # a new process: only the disk cache remains
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again instead of loading the cached encoder")
+
+    monkeypatch.setattr(BiEncoder, "_train", no_training)
+    again = BiEncoder(batch_size=4, threads=1, cache_dir=str(tmp_path)).fit(data, seed=7)
+    assert again.n_train_pairs_ == first.n_train_pairs_ > 0
+    queries, candidates, _ = real_candidates(data)
+    np.testing.assert_allclose(again.score(queries, candidates),
+                               first.score(queries, candidates), rtol=1e-5, atol=1e-6)
+    # other pairs are another model: trained, not loaded
+    with pytest.raises(AssertionError, match="trained again"):
+        BiEncoder(batch_size=4, threads=1, cache_dir=str(tmp_path)).fit(data, seed=8)
+
+
 @pytest.mark.parametrize("config", [{}, {"loss": "cosine", "use_synthetic": False,
                                      "max_pairs": 12}])
 def test_biencoder_fine_tunes(config: dict, data: ShopData) -> None:
@@ -311,6 +334,41 @@ def test_pair_caps_apply_to_real_and_synthetic_pairs_separately(data: ShopData) 
                                   only_real)
     positives = training_pairs(data, min_gain=0.5)
     assert len(positives) and (positives["gain"] >= 0.5).all()
+
+
+def test_hard_negatives_are_near_misses_of_the_same_query(data: ShopData) -> None:
+    from shopaug.models.search.biencoder import with_hard_negatives
+
+    title = dict(zip(data.items["item_id"], data.items["title"], strict=True))
+    pairs = training_pairs(data, use_synthetic=False, min_gain=0.5)
+    out = with_hard_negatives(pairs, data, use_synthetic=False, max_gain=0.34, seed=0)
+    assert len(out) == len(pairs)
+    for query_id, item, negative in zip(out["query_id"], out["item"], out["negative"],
+                                        strict=True):
+        grades = REAL[query_id][1]
+        low = {i for i, g in grades.items() if g <= 2}  # grades 1-2: gain <= 0.34
+        high = {i for i, g in grades.items() if g >= 3}
+        assert negative != item
+        assert any(negative.startswith(title[i]) for i in low)  # the same query's grade 1-2
+        assert not any(negative.startswith(title[i]) for i in high)
+    # a synthetic query with no low grade gets a random item that is not its positive
+    synthetic = training_pairs(data, min_gain=0.5)
+    mixed = with_hard_negatives(synthetic, data, use_synthetic=True, max_gain=0.34, seed=0)
+    s1 = mixed[mixed["query_id"] == "s1"].iloc[0]
+    assert s1["negative"] != s1["item"]
+
+
+def test_biencoder_fine_tunes_with_hard_negatives(data: ShopData) -> None:
+    plain = BiEncoder(batch_size=4, threads=1, use_synthetic=False).fit(data, seed=3)
+    hard = BiEncoder(batch_size=4, threads=1, use_synthetic=False,
+                     hard_negatives=True).fit(data, seed=3)
+    assert hard.model_ is not plain.model_  # another training set: another model
+    assert hard.n_train_pairs_ > 0
+    queries, candidates, _ = real_candidates(data)
+    ranked = hard.rank(queries, candidates)
+    assert len(ranked) == len(candidates)
+    # the negatives change what is learned, not only the cache key
+    assert not np.allclose(hard.score(queries, candidates), plain.score(queries, candidates))
 
 
 def test_biencoder_dense_doc2query_expansion(data: ShopData) -> None:

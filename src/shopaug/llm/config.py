@@ -41,7 +41,7 @@ class LLMConfig(BaseModel):
     price_completion_per_1k: float = 0.0
     budget: Budget = Field(default_factory=Budget)
     #: requests handed to the engine at a time (budgets are checked between batches)
-    batch_size: int = 32
+    batch_size: int = 128
     progress: bool = True
 
 

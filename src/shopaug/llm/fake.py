@@ -37,13 +37,20 @@ def default_responder(request: ChatRequest) -> str:
 
 
 def _data_words(prompt: str) -> list[str]:
-    """Words of the string values of the first JSON object in the prompt."""
-    start = prompt.find("{")
-    if start < 0:
-        return []
-    try:
-        value = json.JSONDecoder().raw_decode(prompt[start:])[0]
-    except ValueError:
+    """Words of the string values of the prompt's data: its longest JSON object, so an
+    answer-format example in the instruction (``{"grade": "..."}``), before or after
+    the data, is not mistaken for it."""
+    decoder, value, longest, at = json.JSONDecoder(), None, 0, prompt.find("{")
+    while at >= 0:
+        try:
+            found, end = decoder.raw_decode(prompt, at)
+        except ValueError:
+            at = prompt.find("{", at + 1)
+            continue
+        if isinstance(found, dict) and end - at > longest:
+            value, longest = found, end - at
+        at = prompt.find("{", end)
+    if value is None:
         return []
     out: list[str] = []
 

@@ -172,7 +172,7 @@ class LlamaCppEngine(Engine):
             if on_result:
                 on_result(i, results[i])
         todo = [i for i in range(len(requests)) if i not in set(too_long)]
-        prefix = _common_prefix([prompts[i] for i in todo]) if todo else []
+        prefix = _shared_prefix([prompts[i] for i in todo]) if todo else []
         # Start every batch from an empty cache: where tokens land in the KV cells
         # changes floating-point sums, so reusing last batch's cells would make the
         # same batch give different text. Re-evaluating the prefix costs ~1 s.
@@ -183,14 +183,18 @@ class LlamaCppEngine(Engine):
         free = deque(range(1, self.parallel + 1))
         active: dict[int, _Slot] = {}
         while queue or active:
-            while queue and free:
+            # Refill in bulk, once half the slots are free: a step that evaluates several
+            # prompts at once runs ~1.5x more tokens/s than one prompt beside the decodes.
+            refill = not active or len(free) * 2 >= self.parallel
+            while refill and queue and free:
                 i = queue.popleft()
                 seq = free.popleft()
                 llama_cpp.llama_memory_seq_rm(self._mem, seq, -1, -1)
-                if self._prefix:
+                # a prompt that does not start with the shared prefix is evaluated whole
+                shared = len(self._prefix) if _starts_with(prompts[i], self._prefix) else 0
+                if shared:
                     llama_cpp.llama_memory_seq_cp(self._mem, 0, seq, -1, -1)
-                active[seq] = _Slot(i, requests[i], seq, prompts[i][len(self._prefix):],
-                                    len(self._prefix),
+                active[seq] = _Slot(i, requests[i], seq, prompts[i][shared:], shared,
                                     SeqSampler(requests[i], self._model.vocab, n_vocab),
                                     len(prompts[i]))
             outputs = self._step(active)
@@ -310,17 +314,35 @@ class LlamaCppEngine(Engine):
                 setattr(self, part, None)
 
 
-def _common_prefix(seqs: list[list[int]]) -> list[int]:
-    """Longest common prefix, leaving every sequence at least one token of its own
-    (the last prompt token must be evaluated per sequence to get its logits)."""
+def _starts_with(tokens: list[int], prefix: list[int]) -> bool:
+    return len(tokens) > len(prefix) and tokens[:len(prefix)] == prefix
+
+
+def _shared_prefix(seqs: list[list[int]]) -> list[int]:
+    """The prefix that saves the most evaluation: its length times the number of
+    prompts that start with it, less one (the prefix itself is evaluated once). Each
+    prompt keeps at least one token of its own, whose logits are needed. One odd
+    prompt in a batch (a few-shot example that is the target itself, so other
+    examples are shown) must not shrink every prompt's shared prefix to the system
+    message."""
     if not seqs:
         return []
-    first = seqs[0]
-    n = min(len(s) for s in seqs) - 1
-    for s in seqs[1:]:
-        k = 0
-        limit = min(n, len(s))
-        while k < limit and s[k] == first[k]:
-            k += 1
-        n = k
-    return first[:max(n, 0)]
+    width = max(len(s) for s in seqs)
+    grid = np.full((len(seqs), width), -1, dtype=np.int64)
+    for row, s in enumerate(seqs):
+        grid[row, :len(s)] = s
+    lengths = np.array([len(s) for s in seqs])
+    best: list[int] = []
+    best_saved = 0
+    # the best prefix is shared by at least one of a few candidates, unless most
+    # prompts are odd; three references cover any batch with a majority layout
+    for ref in range(min(3, len(seqs))):
+        same = grid == grid[ref]
+        lcp = np.where(same.all(axis=1), width, same.argmin(axis=1))
+        lcp = np.minimum(lcp, lengths - 1)  # leave every prompt a token of its own
+        lcp = np.sort(lcp)[::-1]
+        saved = lcp * np.arange(len(lcp))
+        j = int(saved.argmax())
+        if saved[j] > best_saved:
+            best_saved, best = int(saved[j]), seqs[ref][:int(lcp[j])]
+    return best

@@ -114,7 +114,10 @@ def _interval(d: dict[str, Any] | None) -> dict[str, Any]:
 def _lift_row(model: str, arm: str, slice_: str, metric: str, diff: dict[str, Any],
               base_mean: float | None, **extra: Any) -> dict[str, Any]:
     row = {"model": model, "arm": arm, "baseline": "real", "slice": slice_, "metric": metric,
-           **_interval(diff), "p": _num(diff.get("sign_test_p")),
+           **_interval(diff),
+           # the permutation test where the bench ran one (it weighs effect sizes)
+           "p": _num(diff.get("permutation_p", diff.get("sign_test_p"))),
+           "p_holm": _num(diff.get("p_holm")),
            "excludes_zero": bool(diff.get("excludes_zero"))}
     row["relative"] = (row["mean"] / base_mean if row["mean"] is not None and base_mean
                        else None)

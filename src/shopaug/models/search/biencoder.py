@@ -22,7 +22,19 @@ from shopaug.components import ComponentConfig
 from shopaug.data.bundle import ShopData
 from shopaug.errors import ShopAugError
 from shopaug.models.search.base import SearchModel, item_text
-from shopaug.models.search.encoder import cached_encode, encode, load_encoder, minilm_path
+from shopaug.models.search.encoder import (
+    cached_encode,
+    encode,
+    load_encoder,
+    load_trained,
+    minilm_path,
+    save_trained,
+)
+from shopaug.models.search.pairs import (  # also importable from this module
+    distinct_batches,
+    training_pairs,
+    with_hard_negatives,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +44,8 @@ log = logging.getLogger(__name__)
 _TRAINED: OrderedDict[str, Any] = OrderedDict()
 _TRAINED_MAX = 2
 #: the config fields that change what training produces (the pairs cover the rest)
-_TRAINING_FIELDS = ("epochs", "batch_size", "lr", "min_gain", "loss", "max_seq_length")
+_TRAINING_FIELDS = ("epochs", "batch_size", "lr", "min_gain", "loss", "max_seq_length",
+                    "hard_negatives", "negative_max_gain")
 
 
 @contextmanager
@@ -69,66 +82,6 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def training_pairs(train: ShopData, use_synthetic: bool = True, max_pairs: int | None = None,
-                   seed: int = 0, with_description: bool = True,
-                   max_synthetic_pairs: int | None = None,
-                   min_gain: float | None = None) -> pd.DataFrame:
-    """Judged (query, item) pairs with texts: columns query_id, item_id, query, item,
-    gain, origin. ``min_gain`` keeps only pairs at or above it (before any cap).
-    ``max_pairs`` caps the real pairs and ``max_synthetic_pairs`` the synthetic ones,
-    each sampled with ``seed``: a real-only and an augmented model then train on the
-    same real pairs, and the augmented one on synthetic pairs on top of them."""
-    judg = train.judgments
-    if not use_synthetic:
-        judg = judg[judg["origin"] == "real"]
-    items = train.items.drop_duplicates("item_id")
-    texts = pd.Series(item_text(items, with_description).to_numpy(), index=items["item_id"])
-    queries = train.queries.drop_duplicates("query_id").set_index("query_id")["text"]
-    pairs = judg[["query_id", "item_id", "gain", "origin"]].assign(
-        query=judg["query_id"].map(queries), item=judg["item_id"].map(texts))
-    pairs = pairs.dropna(subset=["query", "item", "gain"])
-    pairs = pairs[(pairs["query"].str.strip() != "") & (pairs["item"].str.strip() != "")]
-    if min_gain is not None:
-        pairs = pairs[pairs["gain"] >= min_gain]
-    # real judgments win over synthetic ones for the same pair
-    pairs = pairs.sort_values("origin", key=lambda s: s != "real", kind="stable")
-    pairs = pairs.drop_duplicates(["query_id", "item_id"])
-    pairs = pairs.sort_values(["query_id", "item_id"]).reset_index(drop=True)
-    is_real = (pairs["origin"] == "real").to_numpy()
-    keep = np.ones(len(pairs), dtype=bool)
-    # the real sample depends only on the real pairs, whatever synthetic ones are present
-    for rows, cap, rng_seed in ((np.flatnonzero(is_real), max_pairs, seed),
-                                (np.flatnonzero(~is_real), max_synthetic_pairs, seed + 1)):
-        if cap is not None and len(rows) > cap:
-            chosen = np.random.default_rng(rng_seed).choice(len(rows), cap, replace=False)
-            keep[np.setdiff1d(rows, rows[chosen])] = False
-    return pairs[keep].reset_index(drop=True)
-
-
-def distinct_batches(pairs: pd.DataFrame, batch_size: int, seed: int) -> list[list[int]]:
-    """Shuffled batches in which no query and no item repeats, so in-batch negatives
-    are never another positive of the same query (common with graded judgments)."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(pairs)).tolist()
-    queries, items = pairs["query"].to_numpy(), pairs["item"].to_numpy()
-    batches = []
-    while order:
-        batch, seen_q, seen_i, rest = [], set(), set(), []
-        for idx in order:
-            if len(batch) < batch_size and queries[idx] not in seen_q \
-                    and items[idx] not in seen_i:
-                batch.append(idx)
-                seen_q.add(queries[idx])
-                seen_i.add(items[idx])
-            else:
-                rest.append(idx)
-        batches.append(batch)
-        order = rest
-    batches = [b for b in batches if len(b) > 1]
-    # Late batches hold the leftovers of queries with many positives: spread them out.
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
 class BiEncoderConfig(ComponentConfig):
     #: a sentence-transformers directory; None = the packaged all-MiniLM-L6-v2
     model_path: str | None = None
@@ -144,6 +97,10 @@ class BiEncoderConfig(ComponentConfig):
     max_synthetic_pairs: int | None = None
     #: pairs with gain >= min_gain are positives (for the mnrl loss)
     min_gain: float = 0.5
+    #: mnrl: one hard negative per positive, a judged item of the same query with gain
+    #: <= negative_max_gain (see `with_hard_negatives`)
+    hard_negatives: bool = False
+    negative_max_gain: float = Field(0.34, ge=0, le=1)
     #: mnrl: in-batch negatives over positive pairs; cosine: regress cos on gain
     loss: Literal["mnrl", "cosine"] = "mnrl"
     max_seq_length: int = 128
@@ -159,6 +116,10 @@ class BiEncoderConfig(ComponentConfig):
     expansion_weight: float = Field(0.0, ge=0.0)
     #: load the synthetic queries for `expansion_scores` even when the weight is 0
     keep_expansions: bool = False
+    #: a directory keeping fine-tuned encoders by training digest (pairs, training
+    #: settings, seed, base model): a rerun on the same pairs loads instead of training.
+    #: None: keep them in memory only
+    cache_dir: str | None = None
 
 
 class BiEncoder(SearchModel):
@@ -176,14 +137,24 @@ class BiEncoder(SearchModel):
             pairs = training_pairs(train, cfg.use_synthetic, cfg.max_pairs, seed,
                                    cfg.with_description, cfg.max_synthetic_pairs,
                                    min_gain=cfg.min_gain if cfg.loss == "mnrl" else None)
+            if cfg.hard_negatives and cfg.loss == "mnrl" and len(pairs):
+                pairs = with_hard_negatives(pairs, train, cfg.use_synthetic,
+                                            cfg.negative_max_gain, seed, cfg.with_description)
             digest = self._digest(path, pairs, seed)
             if digest in _TRAINED:
                 self.model_, self.n_train_pairs_ = _TRAINED[digest]
                 _TRAINED.move_to_end(digest)
                 log.info("biencoder: reusing an encoder trained on the same pairs")
             else:
-                with torch_threads(cfg.threads):
-                    self.model_ = self._train(path, pairs, seed)
+                stored = load_trained(cfg.cache_dir, digest, cfg.max_seq_length)
+                if stored is not None:
+                    self.model_, self.n_train_pairs_ = stored
+                    log.info("biencoder: loaded an encoder trained on the same pairs from %s",
+                             cfg.cache_dir)
+                else:
+                    with torch_threads(cfg.threads):
+                        self.model_ = self._train(path, pairs, seed)
+                    save_trained(cfg.cache_dir, digest, self.model_, self.n_train_pairs_)
                 _TRAINED[digest] = (self.model_, self.n_train_pairs_)
                 while len(_TRAINED) > _TRAINED_MAX:
                     _TRAINED.popitem(last=False)
@@ -231,7 +202,8 @@ class BiEncoder(SearchModel):
                     **self.config.model_dump(include=set(_TRAINING_FIELDS))}
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
         if len(pairs):
-            digest.update(pd.util.hash_pandas_object(pairs[["query", "item", "gain"]],
+            cols = ["query", "item", "gain", *(["negative"] if "negative" in pairs else [])]
+            digest.update(pd.util.hash_pandas_object(pairs[cols],
                                                      index=False).to_numpy().tobytes())
         return digest.hexdigest()[:24]
 
@@ -246,8 +218,9 @@ class BiEncoder(SearchModel):
         torch.manual_seed(seed)
         model = self._load(path)  # a fresh copy to train, not the shared cached one
         if cfg.loss == "mnrl":
-            examples = [InputExample(texts=[q, i]) for q, i in zip(pairs["query"], pairs["item"],
-                                                                    strict=True)]
+            columns = ["query", "item", *(["negative"] if "negative" in pairs else [])]
+            examples = [InputExample(texts=list(row)) for row in
+                        pairs[columns].itertuples(index=False, name=None)]
             # old_fit replays a batch sampler unchanged each epoch: lay out every epoch's
             # own shuffle up front and run them as one pass.
             batches = [b for epoch in range(cfg.epochs)

