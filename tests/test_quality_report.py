@@ -240,6 +240,7 @@ def test_pii_scan_finds_planted_values_only():
     assert kinds("mail john.doe@example.com now") == ["email"]
     assert kinds("call +44 20 7946 0958") == ["phone"]
     assert kinds("手机13812345678联系") == ["phone"]
+    assert kinds("shiftshift3_16430620042") == kinds("sku A13812345678") == []  # codes
     assert kinds("card 4111 1111 1111 1111 exp") == ["card"]
     assert kinds("card 4111 1111 1111 1112 exp") == []
     assert kinds("ship to 221 Baker Street, London") == ["address"]

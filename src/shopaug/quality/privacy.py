@@ -45,7 +45,9 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "phone": re.compile(
         r"(?<![\w+])\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,5}(?!\d)"  # +44 20 7946 0958
         r"|(?<!\d)\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}(?!\d)"  # (555) 123-4567
-        r"|(?<!\d)1[3-9]\d{9}(?!\d)"),  # Chinese mobile
+        # Chinese mobile; not glued to Latin letters or "_" ("shift3_16430620042" is
+        # a product code), but Chinese text may touch it ("手机13812345678")
+        r"|(?<![A-Za-z0-9_])1[3-9]\d{9}(?![A-Za-z0-9_])"),
     # a number, one to three name words, a street word, then the end, a comma, a number
     # or a unit: "221 Baker Street, London" but not "2 pack road bike"
     "address": re.compile(
