@@ -97,7 +97,10 @@ def load_trained(cache_dir: str | os.PathLike | None, digest: str, max_seq_lengt
         meta = json.loads((where / _META).read_text())
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(str(where), device="cpu")
+        from shopaug.models.search.biencoder import quiet_transformers  # (import cycle)
+
+        with quiet_transformers():  # no weight-loading bars in the middle of a run
+            model = SentenceTransformer(str(where), device="cpu")
     except (OSError, ValueError) as exc:
         if where.exists():
             log.warning("ignoring the unreadable cached encoder %s: %s", where, exc)
