@@ -40,18 +40,13 @@ def _data_words(prompt: str) -> list[str]:
     """Words of the string values of the prompt's data: its longest JSON object, so an
     answer-format example in the instruction (``{"grade": "..."}``), before or after
     the data, is not mistaken for it."""
-    decoder, value, longest, at = json.JSONDecoder(), None, 0, prompt.find("{")
-    while at >= 0:
-        try:
-            found, end = decoder.raw_decode(prompt, at)
-        except ValueError:
-            at = prompt.find("{", at + 1)
-            continue
-        if isinstance(found, dict) and end - at > longest:
-            value, longest = found, end - at
-        at = prompt.find("{", end)
-    if value is None:
+    from shopaug.llm.structured import json_objects
+
+    objects = [(end - start, value) for start, end, value in json_objects(prompt)
+               if isinstance(value, dict)]
+    if not objects:
         return []
+    value = max(objects, key=lambda o: o[0])[1]  # the first of the longest
     out: list[str] = []
 
     def walk(v: object) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -54,6 +54,20 @@ def _close_truncated(fragment: str, owed: list[str], in_str: bool) -> str:
     fixed = fragment + ('"' if in_str else "")
     fixed = re.sub(r",\s*$", "", fixed.rstrip())
     return fixed + "".join(reversed(owed))
+
+
+def json_objects(text: str) -> Iterator[tuple[int, int, Any]]:
+    """(start, end, value) of every complete JSON value that starts at a ``{`` in free
+    text, left to right; a ``{`` that starts no valid JSON is skipped."""
+    decoder, at = json.JSONDecoder(), text.find("{")
+    while at >= 0:
+        try:
+            value, end = decoder.raw_decode(text, at)
+        except ValueError:
+            at = text.find("{", at + 1)
+            continue
+        yield at, end, value
+        at = text.find("{", end)
 
 
 def parse_json(text: str) -> Any:

@@ -17,7 +17,6 @@ against a user.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter, defaultdict
@@ -29,6 +28,7 @@ import pandas as pd
 from shopaug.augment.enrich import iter_strings
 from shopaug.augment.expand import jaccard, normalise_text
 from shopaug.data.bundle import ShopData
+from shopaug.llm.structured import json_objects
 from shopaug.quality._common import (
     Section,
     by_origin,
@@ -97,8 +97,6 @@ def prompt_segments(text: str) -> list[tuple[int, tuple[str, ...], str]]:
     """(object number, key path, text) pieces of a prompt: every string inside the n-th
     JSON object with the keys above it, and the free text between objects (number -1)."""
     out: list[tuple[int, tuple[str, ...], str]] = []
-    decoder = json.JSONDecoder()
-
     def walk(value: Any, number: int, path: tuple[str, ...]) -> None:
         if isinstance(value, str):
             out.append((number, path, value))
@@ -109,16 +107,11 @@ def prompt_segments(text: str) -> list[tuple[int, tuple[str, ...], str]]:
             for v in value:
                 walk(v, number, path)
 
-    start, i, number = 0, text.find("{"), 0
-    while i >= 0:
-        try:
-            value, end = decoder.raw_decode(text, i)
-        except ValueError:
-            i = text.find("{", i + 1)
-            continue
+    start = 0
+    for number, (i, end, value) in enumerate(json_objects(text)):
         out.append((-1, (), text[start:i]))
         walk(value, number, ())
-        start, i, number = end, text.find("{", end), number + 1
+        start = end
     out.append((-1, (), text[start:]))
     return [seg for seg in out if seg[2].strip()]
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from shopaug.models.search.encoder import (
     load_encoder,
     load_trained,
     minilm_path,
+    quiet_transformers,
     save_trained,
 )
 from shopaug.models.search.pairs import (  # also importable from this module
@@ -46,24 +46,6 @@ _TRAINED_MAX = 2
 #: the config fields that change what training produces (the pairs cover the rest)
 _TRAINING_FIELDS = ("epochs", "batch_size", "lr", "min_gain", "loss", "max_seq_length",
                     "hard_negatives", "negative_max_gain")
-
-
-@contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence load reports and weight-loading bars; restore the caller's settings."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bar:
-            hf_logging.enable_progress_bar()
 
 
 @contextmanager

