@@ -20,6 +20,7 @@ SMALL_AUGMENT = [
      "target": {"items": "cold_and_tail", "max": 15}},
     {"name": "user_profiles", "target": {"users": "sparse", "max": 10}},
     {"name": "interaction_simulation", "config": {"max_users": 10}},
+    {"name": "cold_item_simulation", "config": {"n_users": 5, "threads": 1}},
     {"name": "sequence_augment", "config": {"max_history": 10}},
     {"name": "rec_teacher_labels", "config": {"teacher": "itemknn", "max_history": 3}},
 ]
@@ -57,8 +58,9 @@ def test_every_variant_and_slice_with_intervals(summary):
     per_user = pd.read_csv(out / "per_user.csv")
     assert set(per_user["seed"]) == {0, 1}
     synthetic = pd.read_csv(out / "synthetic_interactions.csv")
-    assert len(synthetic) and set(synthetic["augmenter"]) >= {"sequence_augment",
-                                                              "rec_teacher_labels"}
+    assert len(synthetic) and set(synthetic["augmenter"]) >= {
+        "sequence_augment", "rec_teacher_labels", "cold_item_simulation"}
+    assert "interactions_kept" not in written["decontaminated"]  # dropped by default
     ablation = result["ablation"]["als_augmented"]
     assert "(real only)" in ablation and "+sequence_augment" in ablation
 

@@ -264,8 +264,23 @@ def test_cli_cache_info_and_prune(tmp_path, capsys):
     assert "3 answers" in capsys.readouterr().out
     assert main(["cache", "--path", str(path), "prune"]) == 2
     assert "prune needs" in capsys.readouterr().err
+    encoders = tmp_path / "encoders"  # fine-tuned encoders live next to the answers
+    (encoders / "old").mkdir(parents=True)
+    (encoders / "old" / "model.safetensors").write_bytes(b"x" * 2_000_000)
+    (encoders / ".half-written").mkdir()
+    assert main(["cache", "--path", str(path), "info"]) == 0
+    assert "fine-tuned encoders: 1" in capsys.readouterr().out
+    assert main(["cache", "--path", str(path), "prune", "--older-than-days", "1"]) == 0
+    assert (encoders / "old").exists() and (encoders / ".half-written").exists()  # fresh
+    stale = time.time() - 2 * 86400
+    for d in (encoders / "old", encoders / ".half-written"):
+        os.utime(d, (stale, stale))
+    assert main(["cache", "--path", str(path), "prune", "--model", "fake:x"]) == 0
+    assert (encoders / "old").exists()  # an LLM model's prune leaves encoders alone
     assert main(["cache", "--path", str(path), "prune", "--all"]) == 0
-    assert "deleted 3 cached answers" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "deleted 3 cached answers" in out and "deleted 1 fine-tuned encoders" in out
+    assert not any(encoders.iterdir())
 
 
 def test_pipeline_stages_share_one_llm_and_the_ledger_lands_in_the_run_card(

@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     judge.add_argument("--judge", action="append", default=[], type=_parse_option,
                        metavar="KEY=VALUE", help="llm_judge option, e.g. scale=1-4")
 
-    cache = sub.add_parser("cache", help="inspect or prune the LLM answer cache")
+    cache = sub.add_parser("cache", help="inspect or prune the LLM answer and encoder caches")
     cache.add_argument("--path", help="cache file (default: $SHOPAUG_CACHE_DIR or "
                        "~/.cache/shopaug/llm-cache.sqlite)")
     cache_sub = cache.add_subparsers(dest="cache_command", metavar="SUBCOMMAND")
@@ -328,14 +328,24 @@ def _bench_judge(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from shopaug.llm.cache import LLMCache
+    from shopaug.models.search.encoder import prune_trained, trained_cache_info
 
     cache = LLMCache(args.path)
+    # the encoders live next to the answer file: <dir>/encoders
+    encoders = Path(args.path).parent / "encoders" if args.path else None
     if args.cache_command == "prune":
         n = cache.prune(older_than_days=args.older_than_days, model=args.model,
                         everything=args.all)
         print(f"deleted {n:,} cached answers")
+        if args.model is None:  # fine-tuned encoders belong to no LLM
+            n = prune_trained(encoders, older_than_days=args.older_than_days,
+                              everything=args.all)
+            print(f"deleted {n:,} fine-tuned encoders")
     print(cache.info())
+    print(trained_cache_info(encoders))
     return 0
 
 

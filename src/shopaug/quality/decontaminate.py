@@ -25,8 +25,14 @@ def _pairs(frame: pd.DataFrame) -> pd.Series:
     return frame["user_id"].astype(str) + "\x1f" + frame["item_id"].astype(str)
 
 
-def decontaminate(data: ShopData, test: ShopData) -> tuple[ShopData, dict[str, Any]]:
-    """(``data`` without synthetic rows that equal test rows, counts of what went)."""
+def decontaminate(data: ShopData, test: ShopData, interactions: bool = True
+                  ) -> tuple[ShopData, dict[str, Any]]:
+    """(``data`` without synthetic rows that equal test rows, counts of what went).
+
+    ``interactions=False`` keeps synthetic purchases that are test purchases and
+    only counts them (``interactions_kept``): on a temporal split, a simulator that
+    read only the training side and names a future purchase has made a prediction,
+    and dropping it would delete exactly the simulator's hits."""
     queries, judgments, inter = data.queries, data.judgments, data.interactions
     report: dict[str, Any] = {"queries": 0, "judgments": 0, "interactions": 0, "examples": []}
     changes: dict[str, pd.DataFrame] = {}
@@ -63,7 +69,7 @@ def decontaminate(data: ShopData, test: ShopData) -> tuple[ShopData, dict[str, A
         if "event" in inter.columns:
             positive = inter["event"].fillna("") != "negative"
         hit = syn_i & positive & _pairs(inter).isin(test_pairs_i)
-        report["interactions"] = int(hit.sum())
-        if hit.any():
+        report["interactions" if interactions else "interactions_kept"] = int(hit.sum())
+        if interactions and hit.any():
             changes["interactions"] = inter[~hit]
     return (data.replace(**changes) if changes else data), report

@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -149,3 +150,34 @@ def save_trained(cache_dir: str | os.PathLike | None, digest: str, model, pairs:
                   key=lambda d: d.stat().st_mtime, reverse=True)
     for old in kept[TRAINED_KEEP:]:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _trained_dirs(root: Path) -> list[Path]:
+    return [d for d in root.iterdir() if d.is_dir()] if root.is_dir() else []
+
+
+def trained_cache_info(cache_dir: str | os.PathLike | None = None) -> str:
+    """One line: how many fine-tuned encoders the cache keeps, and their size."""
+    root = Path(cache_dir) if cache_dir else default_encoder_cache()
+    dirs = [d for d in _trained_dirs(root) if not d.name.startswith(".")]
+    size = sum(f.stat().st_size for d in dirs for f in d.rglob("*") if f.is_file())
+    return f"fine-tuned encoders: {len(dirs)} in {root} ({size / 1e6:,.0f} MB)"
+
+
+def prune_trained(cache_dir: str | os.PathLike | None = None,
+                  older_than_days: float | None = None, everything: bool = False) -> int:
+    """Delete cached encoders unused for ``older_than_days`` (or all), and the
+    half-written ones a killed run left (an hour old: a live run may be writing one);
+    returns how many finished ones went."""
+    root = Path(cache_dir) if cache_dir else default_encoder_cache()
+    now = time.time()
+    cutoff = now - older_than_days * 86400 if older_than_days is not None else None
+    deleted = 0
+    for d in _trained_dirs(root):
+        age = now - d.stat().st_mtime
+        partial = d.name.startswith(".")
+        if (partial and age > 3600) or (not partial and (
+                everything or (cutoff is not None and d.stat().st_mtime < cutoff))):
+            shutil.rmtree(d, ignore_errors=True)
+            deleted += not partial
+    return deleted
