@@ -328,14 +328,15 @@ def _bench_judge(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from shopaug.llm.cache import LLMCache
-    from shopaug.models.search.encoder import prune_trained, trained_cache_info
+    from shopaug.models.search.encoder import (
+        default_encoder_cache,
+        prune_trained,
+        trained_cache_info,
+    )
 
     cache = LLMCache(args.path)
-    # the encoders live next to the answer file: <dir>/encoders
-    encoders = Path(args.path).parent / "encoders" if args.path else None
+    encoders = default_encoder_cache(args.path)
     if args.cache_command == "prune":
         n = cache.prune(older_than_days=args.older_than_days, model=args.model,
                         everything=args.all)

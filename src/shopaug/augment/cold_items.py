@@ -32,7 +32,7 @@ from pydantic import Field
 from shopaug.augment.base import Augmenter
 from shopaug.components import ComponentConfig
 from shopaug.data.bundle import ShopData
-from shopaug.models.rec.base import positives
+from shopaug.models.rec.base import positives, top_k_per_row
 
 if TYPE_CHECKING:
     from shopaug.pipeline.runner import RunContext
@@ -98,9 +98,7 @@ class ColdItemSimulation(Augmenter):
         for start in range(0, len(cold_ids), 256):
             block = item_vecs[start:start + 256]
             scores = block @ taste.T + cfg.activity_weight * activity[None, :]
-            top = np.argpartition(-scores, n - 1, axis=1)[:, :n]
-            order = np.lexsort((top, -np.take_along_axis(scores, top, axis=1)), axis=1)
-            top = np.take_along_axis(top, order, axis=1)
+            top = top_k_per_row(scores, n)
             for row, item in enumerate(cold_ids[start:start + 256]):
                 if not block[row].any():  # no text to place the item by
                     continue

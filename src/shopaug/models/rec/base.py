@@ -129,6 +129,14 @@ class MatrixRecommender(Recommender):
         return out.astype({"user_id": "str", "item_id": "str"})
 
 
+def top_k_per_row(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of each row's ``k`` highest scores, best first; ties go to the
+    lower index, so the order is deterministic. ``k`` must be at least 1."""
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.lexsort((top, -np.take_along_axis(scores, top, axis=1)), axis=1)
+    return np.take_along_axis(top, order, axis=1)
+
+
 def time_order(interactions: pd.DataFrame) -> np.ndarray:
     """Row positions that sort interactions by user, then time. Ties (the lines of one
     basket share a timestamp) keep their row order, so sequences are reproducible."""

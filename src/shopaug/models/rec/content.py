@@ -22,7 +22,7 @@ from pydantic import Field
 from shopaug.components import ComponentConfig
 from shopaug.data.bundle import ShopData
 from shopaug.errors import ShopAugError
-from shopaug.models.rec.base import Recommender, positives, weights
+from shopaug.models.rec.base import Recommender, positives, top_k_per_row, weights
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +160,7 @@ class ContentRecommender(Recommender):
                 seen = self.seen_.get(user)
                 if seen is not None:
                     scores[row, seen] = -np.inf
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        # ties broken by item index so the order is deterministic
-        order = np.lexsort((top, -top_scores), axis=1)
-        top = np.take_along_axis(top, order, axis=1)
+        top = top_k_per_row(scores, k)
         return pd.DataFrame({
             "user_id": np.repeat(np.array(users, dtype=object), k),
             "item_id": self.item_ids_[top.ravel()],

@@ -101,11 +101,12 @@ TRAINED_KEEP = 12
 _META = "shopaug_training.json"
 
 
-def default_encoder_cache() -> Path:
-    """``$SHOPAUG_CACHE_DIR/encoders`` (default ``~/.cache/shopaug/encoders``)."""
+def default_encoder_cache(answers: str | os.PathLike | None = None) -> Path:
+    """The ``encoders`` directory next to the LLM answer file ``answers`` (default
+    ``$SHOPAUG_CACHE_DIR/encoders``, else ``~/.cache/shopaug/encoders``)."""
     from shopaug.llm.cache import default_cache_path
 
-    return default_cache_path().parent / "encoders"
+    return Path(answers or default_cache_path()).parent / "encoders"
 
 
 def load_trained(cache_dir: str | os.PathLike | None, digest: str, max_seq_length: int):
@@ -146,20 +147,24 @@ def save_trained(cache_dir: str | os.PathLike | None, digest: str, model, pairs:
         log.warning("could not cache the fine-tuned encoder in %s: %s", root, exc)
         shutil.rmtree(tmp, ignore_errors=True)
         return
-    kept = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),
-                  key=lambda d: d.stat().st_mtime, reverse=True)
+    kept = sorted(_finished(root), key=lambda d: d.stat().st_mtime, reverse=True)
     for old in kept[TRAINED_KEEP:]:
         shutil.rmtree(old, ignore_errors=True)
 
 
 def _trained_dirs(root: Path) -> list[Path]:
+    """Every entry, half-written ones (hidden ``.<digest>.*`` temp dirs) included."""
     return [d for d in root.iterdir() if d.is_dir()] if root.is_dir() else []
+
+
+def _finished(root: Path) -> list[Path]:
+    return [d for d in _trained_dirs(root) if not d.name.startswith(".")]
 
 
 def trained_cache_info(cache_dir: str | os.PathLike | None = None) -> str:
     """One line: how many fine-tuned encoders the cache keeps, and their size."""
     root = Path(cache_dir) if cache_dir else default_encoder_cache()
-    dirs = [d for d in _trained_dirs(root) if not d.name.startswith(".")]
+    dirs = _finished(root)
     size = sum(f.stat().st_size for d in dirs for f in d.rglob("*") if f.is_file())
     return f"fine-tuned encoders: {len(dirs)} in {root} ({size / 1e6:,.0f} MB)"
 
