@@ -20,6 +20,7 @@ from shopaug.augment.rewrite import QueryRewrites
 from shopaug.data.bundle import ShopData
 from shopaug.data.split import split
 from shopaug.llm import LLM, FakeEngine, LLMCache, PromptTemplate
+from shopaug.llm.cache import cache_key
 from shopaug.llm.ledger import Usage
 from shopaug.llm.structured import parse_json
 from shopaug.pipeline.runner import RunContext
@@ -152,6 +153,18 @@ def test_synthetic_queries_rows_provenance_and_determinism(tmp_path):
     assert zh.startswith("search_queries.zh")
     again = SyntheticQueries().run(data, context(tmp_path / "b", Recorder()))
     assert again.fingerprint() == out.fingerprint()
+
+
+def test_stop_strings_reach_every_request(tmp_path):
+    default, stopped = Recorder(), Recorder()
+    SyntheticQueries().run(shop(), context(tmp_path / "a", default))
+    SyntheticQueries({"stop": ["\n"]}).run(shop(), context(tmp_path / "b", stopped))
+    assert {r.sampling.stop for r in default.requests} == {()}
+    assert {r.sampling.stop for r in stopped.requests} == {("\n",)}
+    # the stop is part of the cache key: an answer cut at a newline is another answer
+    assert {r.seed for r in stopped.requests} == {r.seed for r in default.requests}
+    assert cache_key("fake", "fake-1", stopped.requests[0]) != cache_key(
+        "fake", "fake-1", default.requests[0])
 
 
 @pytest.mark.parametrize("seed", [0, 1])

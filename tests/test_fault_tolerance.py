@@ -201,3 +201,25 @@ def test_full_disk_while_saving_a_bundle_keeps_the_old_bundle(tmp_path, monkeypa
         (tmp / "items.parquet").write_text("partial")
     assert sorted(p.name for p in where.iterdir()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_a_killed_runs_staging_directory_is_removed_by_the_next_run(tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(gone.stdout)
+    where = tmp_path / "run"
+    killed = tmp_path / f".run.{dead_pid}-abc123.tmp"      # SIGKILL left it, long ago
+    recent = tmp_path / f".run.{dead_pid}-def456.tmp"      # too young to judge
+    running = tmp_path / f".run.{os.getpid()}-ghi789.tmp"  # a live writer's
+    other = tmp_path / f".runs.{dead_pid}-jkl012.tmp"      # another run's name
+    for d in (killed, recent, running, other):
+        (d / "errors").mkdir(parents=True)
+    hour_ago = time.time() - 3600
+    for d in (killed, running, other):
+        os.utime(d, (hour_ago, hour_ago))
+    with atomic_dir(where) as tmp:
+        assert tmp.name.startswith(f".run.{os.getpid()}-")
+        (tmp / "card.json").write_text("{}")
+    assert not killed.exists()
+    assert recent.exists() and running.exists() and other.exists()
+    assert (where / "card.json").exists()

@@ -78,3 +78,15 @@ def test_a_prompt_too_long_is_a_row_error_not_a_crash():
 def test_missing_model_file_is_a_clear_error(tmp_path):
     with pytest.raises(EngineError, match="GGUF model not found"):
         LlamaCppEngine(model_path=tmp_path / "nope.gguf")
+
+
+def test_a_stop_string_ends_the_answer_early(engine):
+    def poem(stop=()):
+        return ChatRequest.chat([("user", "Write a poem of four short lines about the sea.")],
+                                sampling=Sampling(max_tokens=40, stop=stop), seed=3)
+
+    free, stopped = engine.generate([poem(), poem(("\n",))])
+    first_line = free.text.split("\n")[0]
+    assert "\n" in free.text.strip()  # the premise: unstopped, the poem runs over lines
+    assert stopped.text == first_line and stopped.finish_reason == "stop"
+    assert stopped.completion_tokens < free.completion_tokens

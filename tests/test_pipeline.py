@@ -157,3 +157,18 @@ def test_cli_hides_debug_chatter_of_libraries():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert "Building index" not in out.stderr and "real warning" in out.stderr
+
+
+@pytest.mark.parametrize(("task", "known"), [("search", "bm25"), ("rec", "popularity")])
+def test_bench_commands_refuse_unknown_variants_before_any_work(task, known, tmp_path,
+                                                                  capsys):
+    from shopaug.cli import main
+
+    config = tmp_path / "bench.yaml"
+    config.write_text("variants: [no_such_model]\n")
+    args = ["bench", task, "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path)]
+    # from --variants and from a config file alike, and before the data is even read
+    assert main([*args, "--variants", f"{known},no_such_model"]) == 2
+    assert "unknown variants ['no_such_model']" in capsys.readouterr().err
+    assert main([*args, "--config", str(config)]) == 2
+    assert "unknown variants ['no_such_model']" in capsys.readouterr().err

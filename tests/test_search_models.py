@@ -220,6 +220,42 @@ def test_biencoder_trained_on_the_same_pairs_is_reused(data: ShopData) -> None:
                                first.score(queries, candidates), rtol=1e-6)
 
 
+def test_biencoder_continues_from_its_real_only_twin(data: ShopData, monkeypatch) -> None:
+    from shopaug.models.search import biencoder
+
+    real = BiEncoder(batch_size=4, threads=1, use_synthetic=False).fit(data, seed=9)
+    before = [p.detach().clone() for p in real.model_.parameters()]
+    trained_from = []
+    train = BiEncoder._train
+
+    def spy(self, path, pairs, seed, base=None):
+        trained_from.append((set(pairs["origin"]), base))
+        return train(self, path, pairs, seed, base)
+
+    monkeypatch.setattr(BiEncoder, "_train", spy)
+    cont = BiEncoder(batch_size=4, threads=1, continue_from_real=True).fit(data, seed=9)
+    # one fine-tune only, on the synthetic pairs alone, starting from the twin's encoder
+    assert len(trained_from) == 1 and "real" not in trained_from[0][0]
+    assert trained_from[0][1] is real.model_
+    n_real = BiEncoder(batch_size=4, threads=1, use_synthetic=False).fit(data, seed=9)
+    assert cont.n_train_pairs_ > n_real.n_train_pairs_ > 0
+    # the twin is untouched, and the continued encoder is another model
+    for p, b in zip(real.model_.parameters(), before, strict=True):
+        assert torch_equal(p, b)
+    queries, candidates, _ = real_candidates(data)
+    assert not np.allclose(cont.score(queries, candidates), real.score(queries, candidates))
+    # mixed and continued training are different encoders, never confused in a cache
+    mixed = BiEncoder(batch_size=4, threads=1).fit(data, seed=9)
+    assert mixed.frozen_key_ != cont.frozen_key_ != real.frozen_key_
+    assert len(biencoder._TRAINED) <= biencoder._TRAINED_MAX
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
 def test_a_fine_tuned_biencoder_is_loaded_from_its_cache_dir(data: ShopData, tmp_path,
                                                              monkeypatch) -> None:
     from shopaug.models.search import biencoder

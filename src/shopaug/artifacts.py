@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,13 +70,49 @@ def published_path(path: str | os.PathLike) -> Path:
     return path
 
 
+#: a staging directory of a process that is gone is removed once it is this old (the
+#: age guards against a reused pid and against a writer on another host)
+STALE_STAGING_SECONDS = 600.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to someone else
+        return True
+    return True
+
+
+def remove_stale_staging(path: str | os.PathLike, now: float | None = None) -> list[Path]:
+    """Remove the staging directories of ``path`` that a killed run left behind
+    (``.<name>.<pid>-<random>.tmp`` whose process no longer exists); returns them."""
+    path = Path(path)
+    now = time.time() if now is None else now
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*-*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split("-", 1)[0]
+        try:
+            old = now - tmp.stat().st_mtime > STALE_STAGING_SECONDS
+        except OSError:
+            continue
+        if pid.isdigit() and old and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling directory that replaces ``path`` only on success."""
+    """Yield a temporary sibling directory that replaces ``path`` only on success. The
+    staging name carries the pid, so a later run can remove what a killed one left."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        remove_stale_staging(path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp",
+                                    dir=path.parent))
     except OSError as exc:
         raise _fail(path, exc) from exc
     try:

@@ -250,83 +250,6 @@ def _components() -> int:
     return 0
 
 
-def _data_path(value: str) -> str:
-    """``shopaug:demo`` names the demo data shipped inside the package."""
-    if value == "shopaug:demo":
-        from shopaug.datasets import demo_path
-
-        return str(demo_path())
-    return value
-
-
-def _bench_search(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    import yaml
-
-    from shopaug.bench.search import VARIANTS, SearchBenchConfig, run_search_benchmark, write_table
-    from shopaug.data.loaders import load
-    from shopaug.errors import ConfigError
-    from shopaug.llm.config import LLMConfig
-
-    extra = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) if args.config else {}
-    cfg = SearchBenchConfig(seeds=list(range(args.seeds)), progress=not args.no_progress,
-                            **(extra or {}))
-    if args.variants:
-        cfg.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-        unknown = sorted(set(cfg.variants) - set(VARIANTS))
-        if unknown:
-            raise ConfigError(f"unknown variants {unknown}; known: {list(VARIANTS)}")
-    llm = LLMConfig(**{"progress": not args.no_progress, **dict(args.llm)})
-    data = load(_data_path(args.data), format=args.format, **dict(args.option)).data
-    summary = run_search_benchmark(data, args.out, cfg, llm_config=llm)
-    print(write_table(summary))
-    print(f"\nwritten to {args.out}/metrics.json")
-    return 0
-
-
-def _bench_rec(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    import yaml
-
-    from shopaug.bench.rec import VARIANTS, RecBenchConfig, run_rec_benchmark, write_table
-    from shopaug.data.loaders import load
-    from shopaug.errors import ConfigError
-    from shopaug.llm.config import LLMConfig
-
-    extra = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) if args.config else {}
-    cfg = RecBenchConfig(seeds=list(range(args.seeds)), progress=not args.no_progress,
-                         **(extra or {}))
-    if args.variants:
-        cfg.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = sorted(set(cfg.variants) | set(cfg.ablation))
-    unknown = [v for v in unknown if v not in VARIANTS]
-    if unknown:
-        raise ConfigError(f"unknown variants {unknown}; known: {list(VARIANTS)}")
-    llm = LLMConfig(**{"progress": not args.no_progress, **dict(args.llm)})
-    data = load(_data_path(args.data), format=args.format, **dict(args.option)).data
-    summary = run_rec_benchmark(data, args.out, cfg, llm_config=llm)
-    print(write_table(summary))
-    print(f"\nwritten to {args.out}/metrics.json")
-    return 0
-
-
-def _bench_judge(args: argparse.Namespace) -> int:
-    from shopaug.bench.judge import format_report, run_judge_benchmark
-    from shopaug.data.loaders import load
-    from shopaug.llm.config import LLMConfig
-
-    llm = LLMConfig(**{"progress": not args.no_progress, **dict(args.llm)})
-    data = load(_data_path(args.data), format=args.format, **dict(args.option)).data
-    report = run_judge_benchmark(data, args.out, n_pairs=args.pairs, seed=args.seed,
-                                 judge_config=dict(args.judge), llm_config=llm,
-                                 progress=not args.no_progress)
-    print(format_report(report))
-    print(f"\nwritten to {args.out}/judge_agreement.json")
-    return 0
-
-
 def _cache(args: argparse.Namespace) -> int:
     from shopaug.llm.cache import LLMCache
     from shopaug.models.search.encoder import (
@@ -392,12 +315,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(args.run_dir, args.host, args.port, dict(args.llm))
         if args.command == "cache":
             return _cache(args)
-        if args.command == "bench" and args.bench_command == "search":
-            return _bench_search(args)
-        if args.command == "bench" and args.bench_command == "rec":
-            return _bench_rec(args)
-        if args.command == "bench" and args.bench_command == "judge":
-            return _bench_judge(args)
+        if args.command == "bench" and args.bench_command:
+            from shopaug.bench.commands import COMMANDS
+
+            return COMMANDS[args.bench_command](args)
     except ShopAugError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -77,6 +77,10 @@ class BiEncoderConfig(ComponentConfig):
     max_pairs: int | None = None
     #: separate cap on synthetic pairs (None: all)
     max_synthetic_pairs: int | None = None
+    #: with use_synthetic: fine-tune on the real pairs alone first (exactly the real-only
+    #: twin's fine-tune, so a cache shares it), then continue on the synthetic pairs
+    #: alone. False: one fine-tune over real and synthetic pairs mixed
+    continue_from_real: bool = False
     #: pairs with gain >= min_gain are positives (for the mnrl loss)
     min_gain: float = 0.5
     #: mnrl: one hard negative per positive, a judged item of the same query with gain
@@ -116,30 +120,18 @@ class BiEncoder(SearchModel):
         start = time.perf_counter()
         self.n_train_pairs_ = 0
         if cfg.fine_tune:
-            pairs = training_pairs(train, cfg.use_synthetic, cfg.max_pairs, seed,
-                                   cfg.with_description, cfg.max_synthetic_pairs,
-                                   min_gain=cfg.min_gain if cfg.loss == "mnrl" else None)
-            if cfg.hard_negatives and cfg.loss == "mnrl" and len(pairs):
-                pairs = with_hard_negatives(pairs, train, cfg.use_synthetic,
-                                            cfg.negative_max_gain, seed, cfg.with_description)
-            digest = self._digest(path, pairs, seed)
-            if digest in _TRAINED:
-                self.model_, self.n_train_pairs_ = _TRAINED[digest]
-                _TRAINED.move_to_end(digest)
-                log.info("biencoder: reusing an encoder trained on the same pairs")
+            if cfg.continue_from_real and cfg.use_synthetic:
+                real = self._pairs(train, seed, use_synthetic=False)
+                self.model_, base = self._fine_tuned(path, real, seed)
+                synthetic = self._pairs(train, seed, use_synthetic=True)
+                synthetic = synthetic[synthetic["origin"] != "real"].reset_index(drop=True)
+                n_real = self.n_train_pairs_
+                self.model_, digest = self._fine_tuned(path, synthetic, seed, base=self.model_,
+                                                       base_digest=base)
+                self.n_train_pairs_ += n_real
             else:
-                stored = load_trained(cfg.cache_dir, digest, cfg.max_seq_length)
-                if stored is not None:
-                    self.model_, self.n_train_pairs_ = stored
-                    log.info("biencoder: loaded an encoder trained on the same pairs from %s",
-                             cfg.cache_dir)
-                else:
-                    with torch_threads(cfg.threads):
-                        self.model_ = self._train(path, pairs, seed)
-                    save_trained(cfg.cache_dir, digest, self.model_, self.n_train_pairs_)
-                _TRAINED[digest] = (self.model_, self.n_train_pairs_)
-                while len(_TRAINED) > _TRAINED_MAX:
-                    _TRAINED.popitem(last=False)
+                pairs = self._pairs(train, seed, cfg.use_synthetic)
+                self.model_, digest = self._fine_tuned(path, pairs, seed)
             self.frozen_key_: str | None = f"trained:{digest}"
         else:
             with quiet_transformers():
@@ -165,6 +157,45 @@ class BiEncoder(SearchModel):
                  self.fit_seconds_)
         return self
 
+    def _pairs(self, train: ShopData, seed: int, use_synthetic: bool) -> pd.DataFrame:
+        cfg = self.config
+        pairs = training_pairs(train, use_synthetic, cfg.max_pairs, seed,
+                               cfg.with_description, cfg.max_synthetic_pairs,
+                               min_gain=cfg.min_gain if cfg.loss == "mnrl" else None)
+        if cfg.hard_negatives and cfg.loss == "mnrl" and len(pairs):
+            pairs = with_hard_negatives(pairs, train, use_synthetic, cfg.negative_max_gain,
+                                        seed, cfg.with_description)
+        return pairs
+
+    def _fine_tuned(self, path: str, pairs: pd.DataFrame, seed: int, base: Any = None,
+                    base_digest: str = "") -> tuple[Any, str]:
+        """(encoder fine-tuned on ``pairs`` from ``base`` or the model at ``path``, its
+        digest): from memory, from the cache directory, or trained now. Sets
+        ``n_train_pairs_``."""
+        cfg = self.config
+        digest = self._digest(path, pairs, seed, base_digest)
+        if digest in _TRAINED:
+            model, self.n_train_pairs_ = _TRAINED[digest]
+            _TRAINED.move_to_end(digest)
+            log.info("biencoder: reusing an encoder trained on the same pairs")
+            return model, digest
+        if base is not None and not len(pairs):
+            self.n_train_pairs_ = 0
+            return base, base_digest
+        stored = load_trained(cfg.cache_dir, digest, cfg.max_seq_length)
+        if stored is not None:
+            model, self.n_train_pairs_ = stored
+            log.info("biencoder: loaded an encoder trained on the same pairs from %s",
+                     cfg.cache_dir)
+        else:
+            with torch_threads(cfg.threads):
+                model = self._train(path, pairs, seed, base)
+            save_trained(cfg.cache_dir, digest, model, self.n_train_pairs_)
+        _TRAINED[digest] = (model, self.n_train_pairs_)
+        while len(_TRAINED) > _TRAINED_MAX:
+            _TRAINED.popitem(last=False)
+        return model, digest
+
     def item_embeddings(self, item_ids: np.ndarray) -> np.ndarray:
         """Unit embeddings of known items, computed once on first use: reranking needs
         only the judged candidates, a fraction of the catalog (~20-35 items/s on 2 cores)."""
@@ -179,9 +210,11 @@ class BiEncoder(SearchModel):
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([self.item_emb_[i] for i in item_ids])
 
-    def _digest(self, path: str, pairs: pd.DataFrame, seed: int) -> str:
+    def _digest(self, path: str, pairs: pd.DataFrame, seed: int, base_digest: str = "") -> str:
         settings = {"path": path, "seed": seed,
                     **self.config.model_dump(include=set(_TRAINING_FIELDS))}
+        if base_digest:  # continued from another fine-tune
+            settings["base"] = base_digest
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
         if len(pairs):
             cols = ["query", "item", "gain", *(["negative"] if "negative" in pairs else [])]
@@ -189,7 +222,9 @@ class BiEncoder(SearchModel):
                                                      index=False).to_numpy().tobytes())
         return digest.hexdigest()[:24]
 
-    def _train(self, path: str, pairs: pd.DataFrame, seed: int):
+    def _train(self, path: str, pairs: pd.DataFrame, seed: int, base: Any = None):
+        import copy
+
         import torch
         from sentence_transformers import InputExample
         from sentence_transformers.sentence_transformer import losses
@@ -198,7 +233,8 @@ class BiEncoder(SearchModel):
         cfg = self.config
         batches: list[list[int]] = []
         torch.manual_seed(seed)
-        model = self._load(path)  # a fresh copy to train, not the shared cached one
+        # a fresh copy to train, never the shared cached one (nor the base fine-tune)
+        model = self._load(path) if base is None else copy.deepcopy(base)
         if cfg.loss == "mnrl":
             columns = ["query", "item", *(["negative"] if "negative" in pairs else [])]
             examples = [InputExample(texts=list(row)) for row in

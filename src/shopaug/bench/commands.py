@@ -1,0 +1,81 @@
+"""``shopaug bench search|rec|judge``: argument handling shared by the benchmarks (the
+parser itself lives in `shopaug.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def data_path(value: str) -> str:
+    """``shopaug:demo`` names the demo data shipped inside the package."""
+    if value == "shopaug:demo":
+        from shopaug.datasets import demo_path
+
+        return str(demo_path())
+    return value
+
+
+def _load(args: argparse.Namespace):
+    from shopaug.data.loaders import load
+
+    return load(data_path(args.data), format=args.format, **dict(args.option)).data
+
+
+def _llm(args: argparse.Namespace):
+    from shopaug.llm.config import LLMConfig
+
+    return LLMConfig(**{"progress": not args.no_progress, **dict(args.llm)})
+
+
+def _config(config_cls: type, variants: dict[str, Any], args: argparse.Namespace):
+    """The bench config from ``--seeds``, ``--config`` (YAML) and ``--variants``; every
+    variant named (also in an ablation) must exist."""
+    from pathlib import Path
+
+    import yaml
+
+    from shopaug.errors import ConfigError
+
+    extra = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) if args.config else {}
+    cfg = config_cls(seeds=list(range(args.seeds)), progress=not args.no_progress,
+                     **(extra or {}))
+    if args.variants:
+        cfg.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    named = [*cfg.variants, *getattr(cfg, "ablation", [])]
+    unknown = sorted({v for v in named if v not in variants})
+    if unknown:
+        raise ConfigError(f"unknown variants {unknown}; known: {list(variants)}")
+    return cfg
+
+
+#: task -> (its bench config class, its run function), in ``shopaug.bench.<task>``
+_TWIN_BENCHES = {"search": ("SearchBenchConfig", "run_search_benchmark"),
+                 "rec": ("RecBenchConfig", "run_rec_benchmark")}
+
+
+def bench_twins(args: argparse.Namespace) -> int:
+    """``bench search`` and ``bench rec``: every variant real-only and augmented."""
+    import importlib
+
+    module = importlib.import_module(f"shopaug.bench.{args.bench_command}")
+    config_cls, run = (getattr(module, name) for name in _TWIN_BENCHES[args.bench_command])
+    cfg = _config(config_cls, module.VARIANTS, args)
+    summary = run(_load(args), args.out, cfg, llm_config=_llm(args))
+    print(module.write_table(summary))
+    print(f"\nwritten to {args.out}/metrics.json")
+    return 0
+
+
+def bench_judge(args: argparse.Namespace) -> int:
+    from shopaug.bench.judge import format_report, run_judge_benchmark
+
+    report = run_judge_benchmark(_load(args), args.out, n_pairs=args.pairs, seed=args.seed,
+                                 judge_config=dict(args.judge), llm_config=_llm(args),
+                                 progress=not args.no_progress)
+    print(format_report(report))
+    print(f"\nwritten to {args.out}/judge_agreement.json")
+    return 0
+
+
+COMMANDS = {"search": bench_twins, "rec": bench_twins, "judge": bench_judge}
