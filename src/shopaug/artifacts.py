@@ -81,15 +81,15 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except OSError:  # exists but belongs to someone else
-        return True
+        pass
     return True
 
 
-def remove_stale_staging(path: str | os.PathLike, now: float | None = None) -> list[Path]:
+def remove_stale_staging(path: str | os.PathLike) -> list[Path]:
     """Remove the staging directories of ``path`` that a killed run left behind
     (``.<name>.<pid>-<random>.tmp`` whose process no longer exists); returns them."""
     path = Path(path)
-    now = time.time() if now is None else now
+    now = time.time()
     removed = []
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*-*.tmp"):
         pid = tmp.name[len(path.name) + 2:].split("-", 1)[0]
