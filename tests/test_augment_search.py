@@ -65,11 +65,12 @@ def shop(extra_items: list[dict] | None = None) -> ShopData:
     return ShopData(items=items, queries=queries, judgments=judgments, grade_scale="1-4")
 
 
-def product_of(prompt: str) -> dict:
-    """The product JSON of a search_queries prompt (its instruction holds JSON too)."""
+def title_of(prompt: str) -> str:
+    """The product title of a search_queries prompt: its one-line ``title; key: value``
+    product text."""
     line = next(x for x in prompt.splitlines() if x.startswith(("Product:", "商品：")))
-    return json.loads(line.split(":", 1)[1] if line.startswith("Product:")
-                      else line.split("：", 1)[1])
+    text = line.split(":", 1)[1] if line.startswith("Product:") else line.split("：", 1)[1]
+    return text.split("; ", 1)[0].strip()
 
 
 class Recorder:
@@ -86,7 +87,7 @@ class Recorder:
         if self.obey_injection and "Ignore previous instructions" in prompt:
             return '{"queries": ["HACKED"]}'
         if request.template.startswith("search_queries"):
-            title = product_of(prompt)["title"]
+            title = title_of(prompt)
             if self.blank:
                 return '{"queries": ["   "]}'
             words = title.split()

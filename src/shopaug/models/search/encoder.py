@@ -140,7 +140,8 @@ def save_trained(cache_dir: str | os.PathLike | None, digest: str, model, pairs:
         return
     tmp = Path(tempfile.mkdtemp(prefix=f".{digest}.", dir=root))
     try:
-        model.save(str(tmp))
+        with quiet_transformers():  # no "Writing model shards" bar in a --no-progress run
+            model.save(str(tmp))
         (tmp / _META).write_text(json.dumps({"pairs": pairs}))
         os.replace(tmp, root / digest)
     except OSError as exc:  # a full disk must not fail the run that trained the model
