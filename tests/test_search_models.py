@@ -455,3 +455,19 @@ def test_cached_encode_survives_eviction(monkeypatch) -> None:
     encoder.cached_encode(["a", "bb"], "k", Fake())
     out = encoder.cached_encode(["a", "ccc", "dddd"], "k", Fake())  # forces a clear
     assert out[:, 0].tolist() == [1, 3, 4]
+
+
+def test_synthetic_cap_can_prefer_items_no_real_pair_teaches(data: ShopData) -> None:
+    # among real positives (gain >= 0.5) only i09's synthetic query "s1" is for an item
+    # no real pair teaches; a random cap of 1 picks the others too, unjudged-first never
+    def picked(seed: int, first: bool) -> str:
+        pairs = training_pairs(data, max_synthetic_pairs=1, seed=seed, min_gain=0.5,
+                               unjudged_first=first)
+        return pairs.loc[pairs["origin"] != "real", "query_id"].item()
+
+    assert {picked(seed, True) for seed in range(8)} == {"s1"}
+    assert len({picked(seed, False) for seed in range(8)}) > 1
+    # the real pairs are the same either way
+    real = [training_pairs(data, max_pairs=5, max_synthetic_pairs=1, seed=2, unjudged_first=f)
+            for f in (True, False)]
+    pd.testing.assert_frame_equal(*(r[r["origin"] == "real"] for r in real))

@@ -126,6 +126,7 @@ class LlamaCppEngine(Engine):
         self.n_ctx = n_ctx
         self._prefix: list[int] = []  # tokens now held by sequence 0
         self._formatter = self._chat_formatter()
+        self._control_texts = self._control_token_texts()
 
     # -- identity and prompt formatting -------------------------------------------
     @property
@@ -147,8 +148,33 @@ class LlamaCppEngine(Engine):
         return Jinja2ChatFormatter(template=template.decode("utf-8"), eos_token=eos,
                                    bos_token=bos, add_generation_prompt=True)
 
+    def _control_token_texts(self) -> tuple[str, ...]:
+        import llama_cpp
+
+        texts = []
+        for token in range(self._model.n_vocab()):
+            if self._model.token_get_attr(token) & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL:
+                text = self._model.token_get_text(token)
+                if len(text) > 1:
+                    texts.append(text)
+        return tuple(sorted(texts, key=len, reverse=True))  # longest first: no partial hits
+
+    def escape_control_tokens(self, text: str) -> str:
+        """``text`` with every control-token string (``<|im_end|>``, ...) broken by a
+        zero-width space, so data cannot end a chat turn or forge a new one."""
+        for control in self._control_texts:
+            if control in text:
+                text = text.replace(control, control[0] + "\u200b" + control[1:])
+        return text
+
     def tokens(self, request: ChatRequest) -> list[int]:
-        prompt = self._formatter(messages=request.message_dicts()).prompt
+        # The template's own markers must parse as special tokens, so the prompt is
+        # tokenized with special=True; the messages' text is escaped first so that a
+        # product title holding "<|im_end|>" stays text. Text without such strings is
+        # unchanged, and so are its tokens and cached answers.
+        messages = [{"role": m["role"], "content": self.escape_control_tokens(m["content"])}
+                    for m in request.message_dicts()]
+        prompt = self._formatter(messages=messages).prompt
         return self._model.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
     # -- generation --------------------------------------------------------------

@@ -77,6 +77,8 @@ class BiEncoderConfig(ComponentConfig):
     max_pairs: int | None = None
     #: separate cap on synthetic pairs (None: all)
     max_synthetic_pairs: int | None = None
+    #: under that cap, take the synthetic pairs of items no real pair teaches first
+    synthetic_unjudged_first: bool = False
     #: with use_synthetic: fine-tune on the real pairs alone first (exactly the real-only
     #: twin's fine-tune, so a cache shares it), then continue on the synthetic pairs
     #: alone. False: one fine-tune over real and synthetic pairs mixed
@@ -161,7 +163,8 @@ class BiEncoder(SearchModel):
         cfg = self.config
         pairs = training_pairs(train, use_synthetic, cfg.max_pairs, seed,
                                cfg.with_description, cfg.max_synthetic_pairs,
-                               min_gain=cfg.min_gain if cfg.loss == "mnrl" else None)
+                               min_gain=cfg.min_gain if cfg.loss == "mnrl" else None,
+                               unjudged_first=cfg.synthetic_unjudged_first)
         if cfg.hard_negatives and cfg.loss == "mnrl" and len(pairs):
             pairs = with_hard_negatives(pairs, train, use_synthetic, cfg.negative_max_gain,
                                         seed, cfg.with_description)

@@ -14,12 +14,15 @@ from shopaug.models.search.base import item_text
 def training_pairs(train: ShopData, use_synthetic: bool = True, max_pairs: int | None = None,
                    seed: int = 0, with_description: bool = True,
                    max_synthetic_pairs: int | None = None,
-                   min_gain: float | None = None) -> pd.DataFrame:
+                   min_gain: float | None = None,
+                   unjudged_first: bool = False) -> pd.DataFrame:
     """Judged (query, item) pairs with texts: columns query_id, item_id, query, item,
     gain, origin. ``min_gain`` keeps only pairs at or above it (before any cap).
     ``max_pairs`` caps the real pairs and ``max_synthetic_pairs`` the synthetic ones,
     each sampled with ``seed``: a real-only and an augmented model then train on the
-    same real pairs, and the augmented one on synthetic pairs on top of them."""
+    same real pairs, and the augmented one on synthetic pairs on top of them.
+    ``unjudged_first``: the synthetic cap keeps the pairs of items that no real pair
+    teaches (cold items) before the others."""
     judg = train.judgments
     if not use_synthetic:
         judg = judg[judg["origin"] == "real"]
@@ -41,9 +44,17 @@ def training_pairs(train: ShopData, use_synthetic: bool = True, max_pairs: int |
     # the real sample depends only on the real pairs, whatever synthetic ones are present
     for rows, cap, rng_seed in ((np.flatnonzero(is_real), max_pairs, seed),
                                 (np.flatnonzero(~is_real), max_synthetic_pairs, seed + 1)):
-        if cap is not None and len(rows) > cap:
-            chosen = np.random.default_rng(rng_seed).choice(len(rows), cap, replace=False)
-            keep[np.setdiff1d(rows, rows[chosen])] = False
+        if cap is None or len(rows) <= cap:
+            continue
+        rng = np.random.default_rng(rng_seed)
+        if unjudged_first and not is_real[rows[0]]:
+            order = rng.permutation(len(rows))
+            taught = pairs.loc[is_real, "item_id"]  # items some real pair teaches
+            warm = pairs["item_id"].iloc[rows[order]].isin(taught).to_numpy()
+            chosen = order[np.argsort(warm, kind="stable")][:cap]
+        else:
+            chosen = rng.choice(len(rows), cap, replace=False)
+        keep[np.setdiff1d(rows, rows[chosen])] = False
     return pairs[keep].reset_index(drop=True)
 
 
