@@ -471,3 +471,15 @@ def test_synthetic_cap_can_prefer_items_no_real_pair_teaches(data: ShopData) -> 
     real = [training_pairs(data, max_pairs=5, max_synthetic_pairs=1, seed=2, unjudged_first=f)
             for f in (True, False)]
     pd.testing.assert_frame_equal(*(r[r["origin"] == "real"] for r in real))
+
+
+def test_encoder_digest_covers_only_what_training_reads(data: ShopData) -> None:
+    pairs = training_pairs(data, min_gain=0.5)
+    noisy = pairs.assign(gain=pairs["gain"] + 1e-12)  # a teacher's last-bit noise
+    regraded = pairs.assign(gain=pairs["gain"] * 0.9)
+    mnrl, cosine = BiEncoder(threads=1), BiEncoder(threads=1, loss="cosine")
+    assert mnrl._digest("m", pairs, 0) == mnrl._digest("m", noisy, 0)  # gains unread
+    assert mnrl._digest("m", pairs, 0) == mnrl._digest("m", regraded, 0)
+    assert cosine._digest("m", pairs, 0) == cosine._digest("m", noisy, 0)
+    assert cosine._digest("m", pairs, 0) != cosine._digest("m", regraded, 0)
+    assert mnrl._digest("m", pairs, 0) != mnrl._digest("m", pairs.iloc[1:], 0)

@@ -60,8 +60,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
     "biencoder_real": ("biencoder", {**FINE_TUNE, "use_synthetic": False}, False),
     # biencoder_real's fine-tune (the same real pairs), continued on synthetic positives
     # (doc2query + teacher-graded). On the CrowdFlower dev file, 3 seeds: -0.0012 vs
-    # its twin where one mixed fine-tune gave -0.0040 (both n.s.), at half the time
-    # (308 s vs 618 s cold). {"continue_from_real": false} in overrides: mixed
+    # its twin where one mixed fine-tune gave -0.0040 on the same synthetic data, then
+    # +0.0002 and +0.0040 in two cold runs (all n.s.), at half the time (~280 s vs
+    # 618 s cold). {"continue_from_real": false} in overrides: the mixed fine-tune
     "biencoder_augmented": ("biencoder", {**FINE_TUNE, "use_synthetic": True,
                                           "continue_from_real": True,
                                           "max_synthetic_pairs": 1000}, True),
@@ -74,13 +75,12 @@ PAIRS = {"bm25_doc2query": "bm25", "biencoder_doc2query": "biencoder_zeroshot",
 
 #: k 2 and a stop at the first newline: SmolLM2 writes about one query per answer
 #: whatever k asks, and ~7% of its answers ran on past the JSON until max_tokens.
-#: 30 description characters: on 2 cores the embedded engine spends ~3/4 of generation
-#: evaluating each product's own tokens, and 30 instead of 60 characters cut those
-#: by ~1/7 (the CrowdFlower dev catalog: titles ~54 characters, 74% of descriptions
-#: longer than 60)
+#: 60 description characters: 30 cut the prompt by ~14 tokens per product but not
+#: the time (full CrowdFlower dev catalog, cold: 26:26 vs 26:37 of generation), so
+#: per-product tokens are not what limits the batched engine
 DEFAULT_AUGMENT: list[dict[str, Any]] = [
     {"name": "synthetic_queries",
-     "config": {"k": 2, "max_tokens": 48, "description_chars": 30, "stop": ["\n"]}},
+     "config": {"k": 2, "max_tokens": 48, "description_chars": 60, "stop": ["\n"]}},
 ]
 DEFAULT_FILTERS: list[dict[str, Any]] = [
     {"name": "copy_title", "config": {"drop_contained": False}}, {"name": "language"},

@@ -220,9 +220,14 @@ class BiEncoder(SearchModel):
             settings["base"] = base_digest
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
         if len(pairs):
-            cols = ["query", "item", "gain", *(["negative"] if "negative" in pairs else [])]
-            digest.update(pd.util.hash_pandas_object(pairs[cols],
-                                                     index=False).to_numpy().tobytes())
+            # Only what training reads: MNRL never reads gains, and the cosine loss gets
+            # them rounded. Teacher-graded gains differ in their last bits from one
+            # process to the next, which made every warm run retrain identical models.
+            cols = ["query", "item", *(["negative"] if "negative" in pairs else [])]
+            hashed = pairs[cols]
+            if self.config.loss != "mnrl":
+                hashed = hashed.assign(gain=pairs["gain"].astype(float).round(6))
+            digest.update(pd.util.hash_pandas_object(hashed, index=False).to_numpy().tobytes())
         return digest.hexdigest()[:24]
 
     def _train(self, path: str, pairs: pd.DataFrame, seed: int, base: Any = None):
