@@ -220,9 +220,10 @@ class BiEncoder(SearchModel):
             settings["base"] = base_digest
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
         if len(pairs):
-            # Only what training reads: MNRL never reads gains, and the cosine loss gets
-            # them rounded. Teacher-graded gains differ in their last bits from one
-            # process to the next, which made every warm run retrain identical models.
+            # Only what training reads: MNRL never reads gains; the cosine loss does, so
+            # they are hashed rounded to 6 places. Teacher-graded gains differ in their
+            # last bits from one process to the next, which made every warm run retrain
+            # identical models.
             cols = ["query", "item", *(["negative"] if "negative" in pairs else [])]
             hashed = pairs[cols]
             if self.config.loss != "mnrl":
