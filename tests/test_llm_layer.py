@@ -357,6 +357,11 @@ def test_llm_config_rejects_unknown_keys_and_fingerprint_ignores_plumbing(native
                                                   "concurrency": 3}})
     c = PipelineConfig.from_dict({**base, "llm": {"engine": "fake", "model_path": "x.gguf"}})
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+    # weights change the answers' rounding: another fingerprint; unknown ones are refused
+    d = PipelineConfig.from_dict({**base, "llm": {"engine": "fake", "weights": "file"}})
+    assert d.fingerprint() != a.fingerprint()
+    with pytest.raises(ConfigError, match=r"llm\.weights"):
+        PipelineConfig.from_dict({**base, "llm": {"engine": "fake", "weights": "int8"}})
 
 
 def test_grammar_follows_the_authors_property_order() -> None:

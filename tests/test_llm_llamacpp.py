@@ -39,7 +39,9 @@ def _requests(titles, max_tokens=40):
 def test_model_ships_in_the_package_and_has_an_identity(engine):
     assert smollm2_path().suffix == ".gguf"
     name, digest = engine.model_id.split("#")
-    assert name == "SmolLM2-135M-Instruct.Q4_1.gguf" and len(digest) == 16
+    # the shipped 4-bit model runs on its f16 expansion by default (weights="auto")
+    assert name == "SmolLM2-135M-Instruct.Q4_1.gguf" and digest.endswith("+f16")
+    assert len(digest.removesuffix("+f16")) == 16
 
 
 def test_schema_answers_are_valid_json_and_deterministic(engine, tmp_path):
@@ -105,3 +107,41 @@ def test_control_token_strings_in_data_stay_text(engine):
     template_prompt = engine._formatter(messages=clean.message_dicts()).prompt
     assert engine.tokens(clean) == engine._model.tokenize(
         template_prompt.encode(), add_bos=False, special=True)
+
+
+def test_small_quantized_model_runs_on_f16_weights_expanded_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHOPAUG_CACHE_DIR", str(tmp_path))
+    with LlamaCppEngine(n_ctx=512, parallel=2) as auto:
+        expanded = auto.weights_path
+        assert expanded.parent == tmp_path / "models" and expanded.name.endswith(".f16.gguf")
+        assert auto.model_id.endswith("+f16")
+        assert expanded.stat().st_size > 2 * smollm2_path().stat().st_size  # 16 vs ~4.5 bits
+        made = expanded.stat().st_mtime_ns
+        f16_answer = auto.generate(_requests(["PARTY BUNTING"], max_tokens=24))[0]
+    with LlamaCppEngine(n_ctx=512, parallel=2, weights="auto") as again:
+        assert again.weights_path == expanded and expanded.stat().st_mtime_ns == made
+    with LlamaCppEngine(n_ctx=512, parallel=2, weights="file") as as_is:
+        assert as_is.weights_path == smollm2_path()
+        assert as_is.model_id == auto.model_id.removesuffix("+f16")  # cached apart
+        file_answer = as_is.generate(_requests(["PARTY BUNTING"], max_tokens=24))[0]
+    assert f16_answer.ok and file_answer.ok
+    # an unquantized file is used as it is, never expanded again
+    with LlamaCppEngine(model_path=expanded, n_ctx=512, parallel=2) as floats:
+        assert floats.weights_path == expanded and not floats.model_id.endswith("+f16")
+    assert not list((tmp_path / "models").glob(".*.tmp"))  # no staging file left
+
+
+def test_weights_fall_back_to_the_file_when_the_cache_is_unwritable(tmp_path, monkeypatch,
+                                                                  caplog):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("SHOPAUG_CACHE_DIR", str(blocker))
+    with LlamaCppEngine(n_ctx=512, parallel=2, weights="f16") as engine:
+        assert engine.weights_path == smollm2_path()
+        assert not engine.model_id.endswith("+f16")
+    assert "using the file as it is" in caplog.text
+
+
+def test_unknown_weights_setting_is_a_clear_error():
+    with pytest.raises(EngineError, match=r"llm\.weights must be one of auto, file, f16"):
+        LlamaCppEngine(weights="int8")

@@ -22,6 +22,11 @@ class LLMConfig(BaseModel):
     model_path: str | None = None
     n_threads: int | None = None
     n_ctx: int = 4096
+    #: "auto": small quantized models (up to 300M parameters, e.g. the shipped SmolLM2)
+    #: run with their weights expanded once to 16-bit floats, kept in
+    #: $SHOPAUG_CACHE_DIR/models: the same model, prompts evaluated ~1.8x faster on
+    #: 2 cores; "file": the GGUF as it is; "f16": always expand
+    weights: Literal["auto", "file", "f16"] = "auto"
     #: sequences decoded together in one batch
     parallel: int = 8
     # HTTP engine
@@ -68,7 +73,8 @@ def build_engine(config: LLMConfig) -> Engine:
     from shopaug.llm.llamacpp import LlamaCppEngine
 
     return LlamaCppEngine(model_path=config.model_path, n_threads=config.n_threads,
-                          n_ctx=config.n_ctx, parallel=config.parallel)
+                          n_ctx=config.n_ctx, parallel=config.parallel,
+                          weights=config.weights)
 
 
 def build_llm(config: LLMConfig | None = None, engine: Engine | None = None) -> LLM:
