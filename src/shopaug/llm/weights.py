@@ -14,6 +14,7 @@ import ctypes
 import hashlib
 import logging
 import os
+import secrets
 import time
 from functools import cache
 from pathlib import Path
@@ -96,7 +97,8 @@ def f16_weights(path: Path, digest: str, cache_dir: Path | None = None) -> Path:
     if target.is_file():
         return target
     where.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    # unique per process and call: two engines expanding at once never share a file
+    staging = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_F16
     params.allow_requantize = True  # the input is already quantized: expand it
