@@ -223,3 +223,25 @@ def test_a_killed_runs_staging_directory_is_removed_by_the_next_run(tmp_path):
     assert not killed.exists()
     assert recent.exists() and running.exists() and other.exists()
     assert (where / "card.json").exists()
+
+
+def test_atomic_file_replaces_only_on_success_and_clears_a_killed_writers_file(tmp_path):
+    from shopaug.artifacts import atomic_file
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    target = tmp_path / "models" / "m.gguf"
+    target.parent.mkdir()
+    killed = target.parent / f".m.gguf.{int(gone.stdout)}-abc123.tmp"  # SIGKILL left it
+    killed.write_text("half a model")
+    hour_ago = time.time() - 3600
+    os.utime(killed, (hour_ago, hour_ago))
+    with pytest.raises(RuntimeError), atomic_file(target) as staging:
+        staging.write_text("partial")
+        raise RuntimeError("the converter failed")
+    assert not target.exists() and not killed.exists()
+    assert list(target.parent.iterdir()) == []  # the failed write left nothing
+    with atomic_file(target) as staging:
+        assert staging.name.startswith(f".m.gguf.{os.getpid()}-")
+        staging.write_text("model")
+    assert target.read_text() == "model" and list(target.parent.iterdir()) == [target]

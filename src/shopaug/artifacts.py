@@ -86,7 +86,7 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale_staging(path: str | os.PathLike) -> list[Path]:
-    """Remove the staging directories of ``path`` that a killed run left behind
+    """Remove the staging directories and files of ``path`` that a killed run left behind
     (``.<name>.<pid>-<random>.tmp`` whose process no longer exists); returns them."""
     path = Path(path)
     now = time.time()
@@ -98,9 +98,33 @@ def remove_stale_staging(path: str | os.PathLike) -> list[Path]:
         except OSError:
             continue
         if pid.isdigit() and old and not _alive(int(pid)):
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a staging file name beside ``path`` for a writer that only takes a path
+    (e.g. a C library); it replaces ``path`` only on success. Named like
+    :func:`atomic_dir`'s staging, so a later call removes what a killed run left.
+    OSError propagates as is: the caller knows what the file is for."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp",
+                                dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600)
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ import ctypes
 import hashlib
 import logging
 import os
-import secrets
 import time
 from functools import cache
 from pathlib import Path
@@ -84,34 +83,28 @@ def _worth_expanding(path: Path) -> bool:
     return file_type not in _FLOAT_FILE_TYPES and 0 < n_params <= AUTO_F16_MAX_PARAMS
 
 
-def f16_weights(path: Path, digest: str, cache_dir: Path | None = None) -> Path:
+def f16_weights(path: Path, digest: str) -> Path:
     """A copy of the GGUF at ``path`` with its weights expanded to f16 by llama.cpp's own
     converter (~1 s for 135M parameters), made once and kept in
     ``$SHOPAUG_CACHE_DIR/models`` under the source file's hash."""
     import llama_cpp
 
+    from shopaug.artifacts import atomic_file
     from shopaug.llm.cache import default_cache_path
 
-    where = cache_dir or default_cache_path().parent / "models"
-    target = where / f"{path.stem}.{digest[:16]}.f16.gguf"
+    target = default_cache_path().parent / "models" / f"{path.stem}.{digest[:16]}.f16.gguf"
     if target.is_file():
         return target
-    where.mkdir(parents=True, exist_ok=True)
-    # unique per process and call: two engines expanding at once never share a file
-    staging = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_F16
     params.allow_requantize = True  # the input is already quantized: expand it
     params.nthread = os.cpu_count() or 1
     start = time.perf_counter()
-    try:
+    with atomic_file(target) as staging:  # a concurrent process sees all or nothing
         code = llama_cpp.llama_model_quantize(str(path).encode(), str(staging).encode(),
                                               ctypes.byref(params))
-        if code != 0 or not staging.is_file():
+        if code != 0:
             raise EngineError(f"llama.cpp could not expand {path.name} to f16 (code {code})")
-        os.replace(staging, target)  # atomic: a concurrent process sees all or nothing
-    finally:
-        staging.unlink(missing_ok=True)
     log.info("expanded %s to f16 weights in %.1fs: %s", path.name,
              time.perf_counter() - start, target)
     return target
