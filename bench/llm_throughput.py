@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "online_retail" / (
     "online_retail.parquet")
@@ -93,14 +94,17 @@ def run_shopaug(n: int, parallel: int, weights: str) -> dict:
 
 
 def run_raw(n: int, weights: str) -> dict:
+    import llama_cpp.llama_cpp as llama_cpp_module
     from llama_cpp import Llama
 
     from shopaug.llm.llamacpp import smollm2_path
-    from shopaug.llm.weights import resolve_weights
+    from shopaug.llm.weights import model_params, resolve_weights
 
     requests = _requests(n)
     path = resolve_weights(smollm2_path(), weights)  # the file the engine loads
-    llm = Llama(str(path), n_ctx=2048, n_threads=None, verbose=False)
+    # the engine's AMX-safe parameters (see weights.model_params), so both sides load alike
+    with mock.patch.object(llama_cpp_module, "llama_model_default_params", model_params):
+        llm = Llama(str(path), n_ctx=2048, n_threads=None, verbose=False)
     start = time.perf_counter()
     tokens = 0
     for r in requests:

@@ -27,7 +27,7 @@ import numpy as np
 from shopaug.llm._sampling import SeqSampler
 from shopaug.llm.engine import Engine, EngineError, OnResult
 from shopaug.llm.types import ChatRequest, ChatResponse
-from shopaug.llm.weights import file_digest, resolve_weights
+from shopaug.llm.weights import file_digest, model_params, resolve_weights
 
 _INSTALL_HINT = "pip install 'shopaug[llm]' (builds llama-cpp-python; ~7 min on 2 cores)"
 
@@ -99,10 +99,9 @@ class LlamaCppEngine(Engine):
 
         #: the file actually loaded: model_path, or its f16 expansion
         self.weights_path = resolve_weights(self.model_path, weights)
-        mparams = llama_cpp.llama_model_default_params()
         try:
             self._model = _internals.LlamaModel(path_model=str(self.weights_path),
-                                                params=mparams, verbose=False)
+                                                params=model_params(), verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise EngineError(f"cannot load {self.weights_path}: {exc}") from None
         cparams = llama_cpp.llama_context_default_params()

@@ -46,6 +46,30 @@ def file_digest(path: Path) -> str:
     return _file_sha256(str(path), stat.st_size, stat.st_mtime)
 
 
+@cache
+def cpu_has_amx() -> bool:
+    """Whether this llama.cpp build runs matrix products on Intel AMX tiles."""
+    import llama_cpp
+
+    return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
+
+
+def model_params():
+    """llama.cpp's default model parameters, made safe for this CPU.
+
+    On CPUs with AMX (Sapphire Rapids and later), llama.cpp moves 4- and 8-bit weights
+    into an AMX buffer whose matrix product crashes or computes garbage for Q4_0/Q4_1
+    (llama.cpp #16315, #20824): SmolLM2's shipped Q4_1 file segfaulted on the first
+    decode here. Extra buffer types are then switched off; f16 weights never used them.
+    """
+    import llama_cpp
+
+    params = llama_cpp.llama_model_default_params()
+    if cpu_has_amx():
+        params.use_extra_bufts = False
+    return params
+
+
 def resolve_weights(path: Path, weights: str) -> Path:
     """The file to load for the GGUF at ``path``: ``path`` itself, or its f16 expansion
     when ``weights`` is "f16", or "auto" and the model is quantized with at most
@@ -68,7 +92,7 @@ def _worth_expanding(path: Path) -> bool:
     import llama_cpp
     from llama_cpp import _internals
 
-    params = llama_cpp.llama_model_default_params()
+    params = model_params()
     params.vocab_only = True  # metadata and vocabulary only: ~0.1 s
     try:
         header = _internals.LlamaModel(path_model=str(path), params=params, verbose=False)
