@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -309,6 +310,36 @@ def test_cli_cache_info_and_prune(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "deleted 3 cached answers" in out and "deleted 1 fine-tuned encoders" in out
     assert not any(encoders.iterdir())
+
+
+def test_cli_cache_prunes_f16_weights_by_last_use(tmp_path, capsys):
+    from shopaug.cli import main
+    from shopaug.llm.weights import f16_weights
+
+    path = tmp_path / "c.sqlite"
+    models = tmp_path / "models"  # f16 expansions live next to the answers too
+    models.mkdir()
+    used, unused = models / f"a.{'1' * 16}.f16.gguf", models / f"b.{'2' * 16}.f16.gguf"
+    for f in (used, unused):
+        f.write_bytes(b"x" * 3_000_000)
+    dead = models / f".{unused.name}.999999999-abc.tmp"  # a killed expansion's staging
+    dead.write_bytes(b"x")
+    stale = time.time() - 3 * 86400
+    for f in (used, unused, dead):
+        os.utime(f, (stale, stale))
+    assert main(["cache", "--path", str(path), "info"]) == 0
+    assert "f16 weights: 2" in capsys.readouterr().out and dead.exists()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SHOPAUG_CACHE_DIR", str(tmp_path))
+        # a run that finds its expansion marks it used (the source path does not matter)
+        assert f16_weights(Path("/nowhere/a.gguf"), "1" * 64) == used
+    assert main(["cache", "--path", str(path), "prune", "--older-than-days", "1"]) == 0
+    assert "deleted 1 f16 weight files" in capsys.readouterr().out
+    assert used.exists() and not unused.exists() and not dead.exists()
+    assert main(["cache", "--path", str(path), "prune", "--model", "fake:x"]) == 0
+    assert used.exists()  # an LLM model's prune leaves the weights alone
+    assert main(["cache", "--path", str(path), "prune", "--all"]) == 0
+    assert not used.exists()
 
 
 def test_pipeline_stages_share_one_llm_and_the_ledger_lands_in_the_run_card(

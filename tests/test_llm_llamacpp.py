@@ -116,10 +116,10 @@ def test_small_quantized_model_runs_on_f16_weights_expanded_once(tmp_path, monke
         assert expanded.parent == tmp_path / "models" and expanded.name.endswith(".f16.gguf")
         assert auto.model_id.endswith("+f16")
         assert expanded.stat().st_size > 2 * smollm2_path().stat().st_size  # 16 vs ~4.5 bits
-        made = expanded.stat().st_mtime_ns
+        made = expanded.stat().st_ino  # a rewrite (os.replace) would be another inode
         f16_answer = auto.generate(_requests(["PARTY BUNTING"], max_tokens=24))[0]
     with LlamaCppEngine(n_ctx=512, parallel=2, weights="auto") as again:
-        assert again.weights_path == expanded and expanded.stat().st_mtime_ns == made
+        assert again.weights_path == expanded and expanded.stat().st_ino == made
     with LlamaCppEngine(n_ctx=512, parallel=2, weights="file") as as_is:
         assert as_is.weights_path == smollm2_path()
         assert as_is.model_id == auto.model_id.removesuffix("+f16")  # cached apart
@@ -145,3 +145,15 @@ def test_weights_fall_back_to_the_file_when_the_cache_is_unwritable(tmp_path, mo
 def test_unknown_weights_setting_is_a_clear_error():
     with pytest.raises(EngineError, match=r"llm\.weights must be one of auto, file, f16"):
         LlamaCppEngine(weights="int8")
+
+
+def test_a_damaged_f16_copy_is_made_again(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("SHOPAUG_CACHE_DIR", str(tmp_path))
+    with LlamaCppEngine(n_ctx=512, parallel=1) as first:
+        expanded, size = first.weights_path, first.weights_path.stat().st_size
+    with open(expanded, "r+b") as fh:  # as a full disk or a killed copy would leave it
+        fh.truncate(size // 3)
+    with LlamaCppEngine(n_ctx=512, parallel=1) as engine:
+        assert engine.weights_path == expanded and expanded.stat().st_size == size
+        assert engine.generate(_requests(["PARTY BUNTING"], max_tokens=8))[0].ok
+    assert "does not load; expanding" in caplog.text

@@ -122,7 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     judge.add_argument("--judge", action="append", default=[], type=_parse_option,
                        metavar="KEY=VALUE", help="llm_judge option, e.g. scale=1-4")
 
-    cache = sub.add_parser("cache", help="inspect or prune the LLM answer and encoder caches")
+    cache = sub.add_parser("cache", help="inspect or prune the LLM answer, encoder and f16 "
+                           "weight caches")
     cache.add_argument("--path", help="cache file (default: $SHOPAUG_CACHE_DIR or "
                        "~/.cache/shopaug/llm-cache.sqlite)")
     cache_sub = cache.add_subparsers(dest="cache_command", metavar="SUBCOMMAND")
@@ -252,6 +253,7 @@ def _components() -> int:
 
 def _cache(args: argparse.Namespace) -> int:
     from shopaug.llm.cache import LLMCache
+    from shopaug.llm.weights import expanded_weights_dir, expanded_weights_info, prune_expanded
     from shopaug.models.search.encoder import (
         default_encoder_cache,
         prune_trained,
@@ -260,16 +262,21 @@ def _cache(args: argparse.Namespace) -> int:
 
     cache = LLMCache(args.path)
     encoders = default_encoder_cache(args.path)
+    weights = expanded_weights_dir(args.path)
     if args.cache_command == "prune":
         n = cache.prune(older_than_days=args.older_than_days, model=args.model,
                         everything=args.all)
         print(f"deleted {n:,} cached answers")
-        if args.model is None:  # fine-tuned encoders belong to no LLM
+        if args.model is None:  # encoders and f16 copies are not answers of one model
             n = prune_trained(encoders, older_than_days=args.older_than_days,
                               everything=args.all)
             print(f"deleted {n:,} fine-tuned encoders")
+            n = prune_expanded(weights, older_than_days=args.older_than_days,
+                               everything=args.all)
+            print(f"deleted {n:,} f16 weight files")
     print(cache.info())
     print(trained_cache_info(encoders))
+    print(expanded_weights_info(weights))
     return 0
 
 

@@ -13,6 +13,7 @@ constrained while they are generated (see ``_sampling``).
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import threading
 import time
@@ -28,6 +29,8 @@ from shopaug.llm._sampling import SeqSampler
 from shopaug.llm.engine import Engine, EngineError, OnResult
 from shopaug.llm.types import ChatRequest, ChatResponse
 from shopaug.llm.weights import file_digest, model_params, resolve_weights
+
+log = logging.getLogger(__name__)
 
 _INSTALL_HINT = "pip install 'shopaug[llm]' (builds llama-cpp-python; ~7 min on 2 cores)"
 
@@ -100,10 +103,16 @@ class LlamaCppEngine(Engine):
         #: the file actually loaded: model_path, or its f16 expansion
         self.weights_path = resolve_weights(self.model_path, weights)
         try:
-            self._model = _internals.LlamaModel(path_model=str(self.weights_path),
-                                                params=model_params(), verbose=False)
-        except (ValueError, RuntimeError) as exc:
-            raise EngineError(f"cannot load {self.weights_path}: {exc}") from None
+            self._model = self._load(self.weights_path)
+        except EngineError:
+            if self.weights_path == self.model_path:
+                raise
+            # our own f16 copy is damaged (e.g. a full disk truncated it): make it again
+            log.warning("the f16 copy %s does not load; expanding %s again",
+                        self.weights_path, self.model_path.name)
+            self.weights_path.unlink(missing_ok=True)
+            self.weights_path = resolve_weights(self.model_path, weights)
+            self._model = self._load(self.weights_path)
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = n_ctx
         cparams.n_batch = n_batch
@@ -160,6 +169,16 @@ class LlamaCppEngine(Engine):
             if control in text:
                 text = text.replace(control, control[0] + "\u200b" + control[1:])
         return text
+
+    @staticmethod
+    def _load(path: Path):
+        from llama_cpp import _internals
+
+        try:
+            return _internals.LlamaModel(path_model=str(path), params=model_params(),
+                                         verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise EngineError(f"cannot load {path}: {exc}") from None
 
     def tokens(self, request: ChatRequest) -> list[int]:
         # The template's own markers must parse as special tokens, so the prompt is

@@ -111,14 +111,14 @@ def f16_weights(path: Path, digest: str) -> Path:
     """A copy of the GGUF at ``path`` with its weights expanded to f16 by llama.cpp's own
     converter (~1 s for 135M parameters), made once and kept in
     ``$SHOPAUG_CACHE_DIR/models`` under the source file's hash."""
+    target = expanded_weights_dir() / f"{path.stem}.{digest[:16]}.f16.gguf"
+    if target.is_file():
+        os.utime(target)  # newest by use: `shopaug cache prune --older-than-days` keeps it
+        return target
     import llama_cpp
 
     from shopaug.artifacts import atomic_file
-    from shopaug.llm.cache import default_cache_path
 
-    target = default_cache_path().parent / "models" / f"{path.stem}.{digest[:16]}.f16.gguf"
-    if target.is_file():
-        return target
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_F16
     params.allow_requantize = True  # the input is already quantized: expand it
@@ -132,3 +132,41 @@ def f16_weights(path: Path, digest: str) -> Path:
     log.info("expanded %s to f16 weights in %.1fs: %s", path.name,
              time.perf_counter() - start, target)
     return target
+
+
+def expanded_weights_dir(answers: str | os.PathLike | None = None) -> Path:
+    """The ``models`` directory next to the LLM answer file ``answers`` (default
+    ``$SHOPAUG_CACHE_DIR/models``, else ``~/.cache/shopaug/models``)."""
+    from shopaug.llm.cache import default_cache_path
+
+    return Path(answers or default_cache_path()).parent / "models"
+
+
+def _expanded(root: Path) -> list[Path]:
+    return sorted(root.glob("*.f16.gguf")) if root.is_dir() else []
+
+
+def expanded_weights_info(root: Path) -> str:
+    """One line: how many f16 expansions the cache keeps, and their size."""
+    files = _expanded(root)
+    size = sum(f.stat().st_size for f in files)
+    return f"f16 weights: {len(files)} in {root} ({size / 1e6:,.0f} MB)"
+
+
+def prune_expanded(root: Path, older_than_days: float | None = None,
+                   everything: bool = False) -> int:
+    """Delete f16 expansions unused for ``older_than_days`` (or all; the next run makes
+    them again in about a second), and staging files a killed run left; returns how many
+    expansions went."""
+    from shopaug.artifacts import remove_stale_staging
+
+    cutoff = time.time() - older_than_days * 86400 if older_than_days is not None else None
+    if root.is_dir():  # staging is named .<target>.<pid>-<random>.tmp
+        for tmp in root.glob(".*.f16.gguf.*.tmp"):
+            remove_stale_staging(root / tmp.name[1:-4].rsplit(".", 1)[0])
+    deleted = 0
+    for f in _expanded(root):
+        if everything or (cutoff is not None and f.stat().st_mtime < cutoff):
+            f.unlink(missing_ok=True)
+            deleted += 1
+    return deleted
