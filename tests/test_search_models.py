@@ -250,6 +250,29 @@ def test_biencoder_continues_from_its_real_only_twin(data: ShopData, monkeypatch
     assert len(biencoder._TRAINED) <= biencoder._TRAINED_MAX
 
 
+def test_biencoder_synthetic_first_ends_on_the_real_pairs(data: ShopData, monkeypatch) -> None:
+    stages = []
+    train = BiEncoder._train
+
+    def spy(self, path, pairs, seed, base=None):
+        model = train(self, path, pairs, seed, base)
+        stages.append((set(pairs["origin"]), base, model))
+        return model
+
+    monkeypatch.setattr(BiEncoder, "_train", spy)
+    first = BiEncoder(batch_size=4, threads=1, synthetic_first=True).fit(data, seed=11)
+    # synthetic alone from the packaged encoder, then real alone from that encoder
+    assert [origins for origins, _, _ in stages] == [{"synthetic"}, {"real"}]
+    assert stages[0][1] is None and stages[1][1] is stages[0][2]
+    assert first.model_ is stages[1][2]
+    # the real stage is not the real-only twin's fine-tune: another cache key
+    real = BiEncoder(batch_size=4, threads=1, use_synthetic=False).fit(data, seed=11)
+    assert real.frozen_key_ != first.frozen_key_
+    assert first.n_train_pairs_ > real.n_train_pairs_ > 0
+    with pytest.raises(ValueError, match="two training orders"):
+        BiEncoder(synthetic_first=True, continue_from_real=True)
+
+
 def torch_equal(a, b) -> bool:
     import torch
 

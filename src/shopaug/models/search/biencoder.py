@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shopaug.components import ComponentConfig
 from shopaug.data.bundle import ShopData
@@ -83,6 +83,10 @@ class BiEncoderConfig(ComponentConfig):
     #: twin's fine-tune, so a cache shares it), then continue on the synthetic pairs
     #: alone. False: one fine-tune over real and synthetic pairs mixed
     continue_from_real: bool = False
+    #: with use_synthetic: the other order, as GPL and Promptagator do: adapt to the
+    #: catalog on the synthetic pairs alone first, then fine-tune on the real pairs, so
+    #: the human labels have the last word. Excludes continue_from_real
+    synthetic_first: bool = False
     #: pairs with gain >= min_gain are positives (for the mnrl loss)
     min_gain: float = 0.5
     #: mnrl: one hard negative per positive, a judged item of the same query with gain
@@ -109,6 +113,13 @@ class BiEncoderConfig(ComponentConfig):
     #: None: keep them in memory only
     cache_dir: str | None = None
 
+    @model_validator(mode="after")
+    def _one_order(self) -> BiEncoderConfig:
+        if self.continue_from_real and self.synthetic_first:
+            raise ValueError("continue_from_real and synthetic_first are two training "
+                             "orders: set one of them")
+        return self
+
 
 class BiEncoder(SearchModel):
     """Cosine similarity of query and item embeddings."""
@@ -122,15 +133,8 @@ class BiEncoder(SearchModel):
         start = time.perf_counter()
         self.n_train_pairs_ = 0
         if cfg.fine_tune:
-            if cfg.continue_from_real and cfg.use_synthetic:
-                real = self._pairs(train, seed, use_synthetic=False)
-                self.model_, base = self._fine_tuned(path, real, seed)
-                synthetic = self._pairs(train, seed, use_synthetic=True)
-                synthetic = synthetic[synthetic["origin"] != "real"].reset_index(drop=True)
-                n_real = self.n_train_pairs_
-                self.model_, digest = self._fine_tuned(path, synthetic, seed, base=self.model_,
-                                                       base_digest=base)
-                self.n_train_pairs_ += n_real
+            if cfg.use_synthetic and (cfg.continue_from_real or cfg.synthetic_first):
+                self.model_, digest = self._fine_tuned_in_stages(path, train, seed)
             else:
                 pairs = self._pairs(train, seed, cfg.use_synthetic)
                 self.model_, digest = self._fine_tuned(path, pairs, seed)
@@ -158,6 +162,21 @@ class BiEncoder(SearchModel):
         log.info("biencoder: trained on %d pairs in %.1fs", self.n_train_pairs_,
                  self.fit_seconds_)
         return self
+
+    def _fine_tuned_in_stages(self, path: str, train: ShopData, seed: int) -> tuple[Any, str]:
+        """Real pairs, then synthetic ones (or the reverse with synthetic_first), each
+        stage continuing the previous one's encoder; an empty first stage is skipped."""
+        real = self._pairs(train, seed, use_synthetic=False)
+        synthetic = self._pairs(train, seed, use_synthetic=True)
+        synthetic = synthetic[synthetic["origin"] != "real"].reset_index(drop=True)
+        first, then = (synthetic, real) if self.config.synthetic_first else (real, synthetic)
+        if not len(first):
+            return self._fine_tuned(path, then, seed)
+        model, digest = self._fine_tuned(path, first, seed)
+        n_first = self.n_train_pairs_
+        model, digest = self._fine_tuned(path, then, seed, base=model, base_digest=digest)
+        self.n_train_pairs_ += n_first
+        return model, digest
 
     def _pairs(self, train: ShopData, seed: int, use_synthetic: bool) -> pd.DataFrame:
         cfg = self.config
