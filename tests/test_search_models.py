@@ -273,6 +273,23 @@ def test_biencoder_synthetic_first_ends_on_the_real_pairs(data: ShopData, monkey
         BiEncoder(synthetic_first=True, continue_from_real=True)
 
 
+def test_biencoder_synthetic_from_keeps_the_named_augmenters_pairs(data: ShopData) -> None:
+    def synthetic_pairs(**config) -> pd.DataFrame:
+        pairs = BiEncoder(**config)._pairs(data, seed=0, use_synthetic=True)
+        return pairs[pairs["origin"] != "real"]
+
+    made_by = data.judgments.set_index(["query_id", "item_id"])["augmenter"]
+    only_test = synthetic_pairs(synthetic_from=["test"])
+    assert set(only_test["query_id"]) == {"s1", "s2", "s3", "s4"}
+    assert set(made_by.loc[list(zip(only_test["query_id"], only_test["item_id"],
+                                    strict=True))]) == {"test"}
+    assert len(synthetic_pairs()) == len(only_test) + 1  # the judge's pair on q1
+    assert synthetic_pairs(synthetic_from=[]).empty
+    real = BiEncoder()._pairs(data, seed=0, use_synthetic=False)
+    pd.testing.assert_frame_equal(
+        BiEncoder(synthetic_from=[])._pairs(data, seed=0, use_synthetic=True), real)
+
+
 def torch_equal(a, b) -> bool:
     import torch
 

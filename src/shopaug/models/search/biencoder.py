@@ -87,6 +87,10 @@ class BiEncoderConfig(ComponentConfig):
     #: catalog on the synthetic pairs alone first, then fine-tune on the real pairs, so
     #: the human labels have the last word. Excludes continue_from_real
     synthetic_first: bool = False
+    #: synthetic pairs only from these augmenters, e.g. ["synthetic_queries"]: the LLM's
+    #: queries with their source items, not a teacher's grades of other candidates.
+    #: None: every synthetic pair
+    synthetic_from: list[str] | None = None
     #: pairs with gain >= min_gain are positives (for the mnrl loss)
     min_gain: float = 0.5
     #: mnrl: one hard negative per positive, a judged item of the same query with gain
@@ -180,6 +184,11 @@ class BiEncoder(SearchModel):
 
     def _pairs(self, train: ShopData, seed: int, use_synthetic: bool) -> pd.DataFrame:
         cfg = self.config
+        if use_synthetic and cfg.synthetic_from is not None:
+            judg = train.judgments
+            made_by = judg.get("augmenter", pd.Series(None, index=judg.index))
+            train = train.replace(judgments=judg[(judg["origin"] == "real")
+                                                 | made_by.isin(cfg.synthetic_from)])
         pairs = training_pairs(train, use_synthetic, cfg.max_pairs, seed,
                                cfg.with_description, cfg.max_synthetic_pairs,
                                min_gain=cfg.min_gain if cfg.loss == "mnrl" else None,
