@@ -43,6 +43,12 @@ def default_cache_path() -> Path:
     return Path(base) / "llm-cache.sqlite"
 
 
+def beside_answers(name: str, answers: str | os.PathLike | None = None) -> Path:
+    """The directory ``name`` next to the LLM answer file ``answers`` (default: next to
+    :func:`default_cache_path`): where fine-tuned encoders and f16 weights are kept."""
+    return Path(answers or default_cache_path()).parent / name
+
+
 def cache_key(engine: str, model_id: str, request: ChatRequest) -> str:
     material = {"engine": engine, "model": model_id, **request.key_material()}
     return hashlib.sha256(canonical_json(material).encode("utf-8")).hexdigest()

@@ -137,9 +137,9 @@ def f16_weights(path: Path, digest: str) -> Path:
 def expanded_weights_dir(answers: str | os.PathLike | None = None) -> Path:
     """The ``models`` directory next to the LLM answer file ``answers`` (default
     ``$SHOPAUG_CACHE_DIR/models``, else ``~/.cache/shopaug/models``)."""
-    from shopaug.llm.cache import default_cache_path
+    from shopaug.llm.cache import beside_answers
 
-    return Path(answers or default_cache_path()).parent / "models"
+    return beside_answers("models", answers)
 
 
 def _expanded(root: Path) -> list[Path]:

@@ -104,9 +104,9 @@ _META = "shopaug_training.json"
 def default_encoder_cache(answers: str | os.PathLike | None = None) -> Path:
     """The ``encoders`` directory next to the LLM answer file ``answers`` (default
     ``$SHOPAUG_CACHE_DIR/encoders``, else ``~/.cache/shopaug/encoders``)."""
-    from shopaug.llm.cache import default_cache_path
+    from shopaug.llm.cache import beside_answers
 
-    return Path(answers or default_cache_path()).parent / "encoders"
+    return beside_answers("encoders", answers)
 
 
 def load_trained(cache_dir: str | os.PathLike | None, digest: str, max_seq_length: int):
