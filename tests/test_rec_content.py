@@ -28,6 +28,16 @@ def test_attribute_text_reads_enriched_values_only() -> None:
     assert "colour" not in rec_item_text(items, use_attributes=False).iloc[0]
 
 
+def test_grounded_only_drops_the_values_an_enrichment_inferred() -> None:
+    attrs = {"colour": {"value": "pink", "grounded": True},
+             "category": {"value": "food", "grounded": False}, "size": "60cm"}
+    text = attribute_text(json.dumps(attrs), grounded_only=True)
+    assert "colour: pink" in text and "size: 60cm" in text and "food" not in text
+    assert "category: food" in attribute_text(json.dumps(attrs))
+    items = pd.DataFrame({"title": ["Pink skull charm"], "attributes": [json.dumps(attrs)]})
+    assert "food" not in rec_item_text(items, grounded_only=True).iloc[0]
+
+
 def _shop() -> ShopData:
     titles = {"m1": "White ceramic coffee mug", "m2": "Blue ceramic tea cup",
               "m3": "Espresso cup set porcelain", "g1": "Garden gnome statue",
@@ -46,6 +56,23 @@ def test_recommends_by_meaning_including_items_nobody_bought() -> None:
     recs = model.recommend(["u_kitchen", "u_garden"], k=1).set_index("user_id")["item_id"]
     assert recs["u_kitchen"] == "m3"  # never bought by anyone: cold, but a cup
     assert recs["u_garden"] == "g3"
+
+
+def test_new_arrivals_only_recommends_items_with_few_enough_buyers() -> None:
+    data = _shop()  # m3 and g3 were never bought; g1 and g2 by two users each
+    never = ContentRecommender(threads=1, max_item_buyers=0).fit(data)
+    recs = never.recommend(["u_kitchen", "u_garden", "stranger"], k=5)
+    assert set(recs["item_id"]) == {"m3", "g3"}
+    assert recs.groupby("user_id").size().eq(2).all()  # k is capped at the allowed items
+    top = recs[recs["rank"] == 1].set_index("user_id")["item_id"]
+    assert top["u_kitchen"] == "m3" and top["u_garden"] == "g3"
+    # synthetic buyers do not make an item "sold": the threshold counts real ones
+    synthetic = data.interactions.iloc[:1].assign(item_id="m3", origin="synthetic")
+    shop = data.append("interactions", synthetic)
+    assert "m3" in set(ContentRecommender(threads=1, max_item_buyers=0).fit(shop)
+                       .recommend(["u_kitchen"], k=2)["item_id"])
+    one = ContentRecommender(threads=1, max_item_buyers=1).fit(data)
+    assert set(one.recommend(["u_kitchen"], k=6)["item_id"]) == {"m1", "m2", "m3", "g3"}
 
 
 def test_unknown_user_gets_the_popularity_prior_and_profiles_steer() -> None:

@@ -56,3 +56,53 @@ def test_without_a_labelled_window_it_falls_back_to_reciprocal_ranks() -> None:
     hybrid = HybridRecommender(sources=SOURCES, valid_days=1000).fit(data)
     assert hybrid.ranker_ is None
     assert len(hybrid.recommend(["u1", "stranger"], k=2)) == 4
+
+
+def test_candidates_carry_price_and_how_often_the_user_tries_new_lines() -> None:
+    day = pd.Timestamp("2024-01-01")
+    # "old" sells from day 0; "new" first sells on day 100. u_early buys old in its
+    # first weeks (fresh) and again on day 100 (not fresh); u_late buys new at launch.
+    rows = [("u_early", "old", 0), ("u_early", "old", 100), ("u_late", "old", 90),
+            ("u_late", "new", 100), ("u_late", "new", 101)]
+    inter = pd.DataFrame([{"user_id": u, "item_id": i, "timestamp": day + pd.Timedelta(days=d)}
+                          for u, i, d in rows])
+    items = pd.DataFrame({"item_id": ["old", "new"], "title": ["a", "b"], "price": [2.5, 9.0]})
+    data = ShopData(items=items, interactions=inter)
+    model = HybridRecommender(sources=[{"name": "popularity", "n": 2}])
+    sources = model._fit_sources(data, 0)
+    cands = model._candidates(sources, data, ["u_early", "u_late"]).set_index(
+        ["user_id", "item_id"])
+    assert cands.loc[("u_early", "new"), "item_price"] == 9.0
+    assert cands.loc[("u_late", "old"), "item_price"] == 2.5
+    share = cands["user_new_share"].groupby("user_id").first()
+    assert share["u_early"] == 0.5 and share["u_late"] == 2 / 3
+
+
+def test_each_source_trains_on_the_augmenters_it_names() -> None:
+    data = _rebuyers(n_users=20)
+    last = data.interactions["timestamp"].max()
+    # 30 pseudo-buyers make "own0" the top seller, but only for sources that read them
+    fake = pd.DataFrame({"user_id": [f"s{i}" for i in range(30)], "item_id": "own0",
+                         "timestamp": last, "origin": "synthetic", "augmenter": "sim"})
+    data = data.append("interactions", fake)
+    counted = {"name": "popularity", "n": 1, "config": {"include_synthetic": True}}
+    sources = [counted, {**counted, "augmenters": []}, {**counted, "augmenters": ["other"]},
+               {**counted, "augmenters": ["sim"]}]
+    fitted = HybridRecommender(sources=sources)._fit_sources(data, 0)
+    tops = [model.recommend(["u5"], k=1)["item_id"].iloc[0] for _, model in fitted]
+    assert tops[0] == tops[3] == "own0"
+    assert tops[1] == tops[2] != "own0"
+
+
+def test_with_augmenters_keeps_real_rows_and_the_named_synthetic_ones() -> None:
+    from shopaug.models.rec.base import with_augmenters
+
+    data = sample_data()
+    syn = data.interactions.iloc[:2].assign(origin="synthetic", augmenter=["a", "b"])
+    data = data.append("interactions", syn)
+    n_real = int((data.interactions["origin"] == "real").sum())
+    assert with_augmenters(data, None) is data
+    assert len(with_augmenters(data, []).interactions) == n_real
+    kept = with_augmenters(data, ["b"]).interactions
+    assert len(kept) == n_real + 1 and set(kept["augmenter"].dropna()) >= {"b"}
+    assert "a" not in set(kept.loc[kept["origin"] == "synthetic", "augmenter"])

@@ -239,6 +239,16 @@ def test_profiles_show_recent_history_and_write_users(tmp_path):
         out.users["profile_text"].tolist()
 
 
+def test_an_interest_weight_out_of_range_is_clipped_not_a_failed_profile(tmp_path):
+    answer = {"profile": "Buys cake stands", "interests": [
+        {"name": "cake stands", "weight": 4}, {"name": "bowls", "weight": -0.5}]}
+    aug = UserProfiles(retries=0, max_interests=2, min_history=2)
+    out = aug.run(shop(), context(tmp_path, Recorder(answer=answer)))
+    assert aug.report_.get("failed", 0) == 0
+    interests = json.loads(out.users.set_index("user_id").loc["u1", "interests"])
+    assert interests["cake stands"]["weight"] == 1.0 and interests["bowls"]["weight"] == 0.0
+
+
 # -- interaction simulation -------------------------------------------------------------------
 def test_simulated_rows_come_from_candidates_only_and_stay_in_training(tmp_path):
     parts = split(shop(), "temporal", cut=CUT.to_pydatetime())

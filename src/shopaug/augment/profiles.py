@@ -169,6 +169,11 @@ class UserProfiles(Augmenter):
         base = PromptTemplate.load(TEMPLATE, lang)
         schema = copy.deepcopy(base.schema or {})
         schema["properties"]["interests"]["maxItems"] = self.config.max_interests
+        # A weight outside 0..1 is clipped by _interests, not worth a failed profile: a
+        # grammar cannot bound numbers, and SmolLM2 wrote "weight": 4 in ~10% of answers
+        weight = schema["properties"]["interests"]["items"]["properties"]["weight"]
+        weight.pop("minimum", None)
+        weight.pop("maximum", None)
         return with_schema(base, schema), template_examples(TEMPLATE, lang)
 
     @staticmethod

@@ -5,7 +5,8 @@ enrichment augmenter has run, their attribute values); a user is the recency-
 weighted mean of the items they bought, blended with the embedding of their
 profile text when one exists. Because it needs no interactions for an item, it is
 the model that can recommend cold-start products, and the one that item
-enrichment and user profiles feed.
+enrichment and user profiles feed. ``max_item_buyers: 0`` turns it into a "new
+arrivals for you" list: never-sold items only, closest to the user's taste first.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from shopaug.models.rec.base import Recommender, positives, top_k_per_row, weigh
 
 log = logging.getLogger(__name__)
 
-def attribute_text(value: object) -> str:
-    """The values of an ``attributes`` JSON object as words ("colour: red ...")."""
+def attribute_text(value: object, grounded_only: bool = False) -> str:
+    """The values of an ``attributes`` JSON object as words ("colour: red ..."); with
+    ``grounded_only``, values an enrichment flagged as inferred are left out."""
     if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
         return ""
     try:
@@ -40,7 +42,10 @@ def attribute_text(value: object) -> str:
     for key, val in attrs.items():
         if key.startswith("_"):
             continue
-        val = val.get("value") if isinstance(val, dict) else val
+        if isinstance(val, dict):
+            if grounded_only and not val.get("grounded", True):
+                continue
+            val = val.get("value")
         if isinstance(val, list):
             val = ", ".join(map(str, val))
         if val not in (None, ""):
@@ -48,13 +53,14 @@ def attribute_text(value: object) -> str:
     return "; ".join(parts)
 
 
-def rec_item_text(items: pd.DataFrame, use_attributes: bool = True) -> pd.Series:
+def rec_item_text(items: pd.DataFrame, use_attributes: bool = True,
+                  grounded_only: bool = False) -> pd.Series:
     parts = [items["title"].fillna("").astype(str)]
     for col in ("category", "brand", "description"):
         if col in items.columns:
             parts.append(items[col].fillna("").astype(str))
     if use_attributes and "attributes" in items.columns:
-        parts.append(items["attributes"].map(attribute_text))
+        parts.append(items["attributes"].map(lambda v: attribute_text(v, grounded_only)))
     text = parts[0]
     for part in parts[1:]:
         text = text.str.cat(part, sep=". ")
@@ -76,6 +82,9 @@ def embed_texts(texts: Sequence[str], threads: int | None = None) -> np.ndarray:
 class ContentConfig(ComponentConfig):
     #: read enriched attribute values (from item_enrichment) as item text
     use_attributes: bool = True
+    #: only attribute values found in the item's own text (a small LLM's inferred ones
+    #: are often wrong: "category: food" for a hot water bottle)
+    grounded_only: bool = False
     #: blend in the embedding of users.profile_text (from user_profiles) when present
     profile_weight: float = Field(0.5, ge=0.0)
     #: the user's most recent N purchased items make up their taste
@@ -85,6 +94,9 @@ class ContentConfig(ComponentConfig):
     #: adds w * log-popularity (scaled to [0, 1]) so equally close items favour sellers
     popularity_weight: float = Field(0.1, ge=0.0)
     exclude_seen: bool = False
+    #: recommend only items with at most this many real buyers in the training data
+    #: (e.g. 0: never-sold items), as a cold-start candidate source for the hybrid
+    max_item_buyers: int | None = Field(None, ge=0)
     threads: int | None = None
 
 
@@ -99,7 +111,7 @@ class ContentRecommender(Recommender):
         start = time.perf_counter()
         items = train.items.drop_duplicates("item_id")
         self.item_ids_ = items["item_id"].astype(str).to_numpy()
-        texts = rec_item_text(items, cfg.use_attributes).tolist()
+        texts = rec_item_text(items, cfg.use_attributes, cfg.grounded_only).tolist()
         self.item_emb_ = embed_texts(texts, cfg.threads) if len(texts) else np.zeros((0, 384))
         index = pd.Index(self.item_ids_)
         inter = positives(train.interactions)
@@ -113,6 +125,11 @@ class ContentRecommender(Recommender):
         self.prior_ = cfg.popularity_weight * logpop / logpop.max() if logpop.max() > 0 \
             else np.zeros(len(index))
         self.user_vec_, self.seen_ = self._user_vectors(train, inter)
+        self.allowed_ = None
+        if cfg.max_item_buyers is not None:
+            buyers = real.groupby("row")["user_id"].nunique().reindex(
+                range(len(index)), fill_value=0).to_numpy()
+            self.allowed_ = buyers <= cfg.max_item_buyers
         self.fit_seconds_ = time.perf_counter() - start
         log.info("content: %d items, %d users in %.1fs", len(index), len(self.user_vec_),
                  self.fit_seconds_)
@@ -149,12 +166,15 @@ class ContentRecommender(Recommender):
         if not hasattr(self, "item_emb_"):
             raise ShopAugError("call fit() before recommend()")
         users = list(dict.fromkeys(map(str, user_ids)))
-        k = min(k, len(self.item_ids_))
+        allowed = getattr(self, "allowed_", None)
+        k = min(k, len(self.item_ids_) if allowed is None else int(allowed.sum()))
         if not users or k == 0:
             return pd.DataFrame(columns=["user_id", "item_id", "rank", "score"])
         dim = self.item_emb_.shape[1]
         taste = np.stack([self.user_vec_.get(u, np.zeros(dim)) for u in users])
         scores = taste @ self.item_emb_.T + self.prior_[None, :]  # unknown users: the prior
+        if allowed is not None:
+            scores[:, ~allowed] = -np.inf
         if self.config.exclude_seen:
             for row, user in enumerate(users):
                 seen = self.seen_.get(user)

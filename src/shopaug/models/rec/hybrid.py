@@ -2,12 +2,18 @@
 
 The usual production shape. Each source recommender proposes its top items; a
 LambdaMART ranker learns from features (each source's score and rank, item
-popularity and age, the user's history length and whether they bought the item
-before) which candidates get bought. The ranker's labels come from the last
+popularity, age and price, the user's history length, how often they buy lines in
+their first weeks on sale, and whether they bought the item before) which
+candidates get bought. The ranker's labels come from the last
 ``valid_days`` of the training data: the sources are first fit on the time before
 that window, the ranker learns which of their candidates were bought inside it,
 then the sources are refit on all training data to serve. Synthetic rows feed the
-sources; labels are always real purchases.
+sources (each source can be limited to some augmenters' rows); labels are always
+real purchases.
+
+Price and the new-line share, on Online Retail (real data, 3 seeds): Recall@20
++0.0031 [+0.0017, +0.0045] on a validation window (the last 30 days before the
+test month), +0.0016 on the test month.
 """
 
 from __future__ import annotations
@@ -25,9 +31,12 @@ from shopaug import registry
 from shopaug.components import ComponentConfig
 from shopaug.data.bundle import ShopData
 from shopaug.errors import ShopAugError
-from shopaug.models.rec.base import Recommender, positives
+from shopaug.models.rec.base import Recommender, positives, with_augmenters
 
 log = logging.getLogger(__name__)
+
+#: a purchase within this many days of the item's first sale counts as trying a new line
+NEW_LINE_DAYS = 30
 
 
 class Source(BaseModel):
@@ -36,6 +45,10 @@ class Source(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     #: candidates this source proposes per user
     n: int = Field(50, ge=1)
+    #: the augmenters whose synthetic interactions this source trains on (None: all the
+    #: data has; []: real ones only). Lets one hybrid hold a real-only and an augmented
+    #: copy of a model and its ranker learn, from real purchases, how far to trust each
+    augmenters: list[str] | None = None
 
 
 def _default_sources() -> list[Source]:
@@ -113,7 +126,8 @@ class HybridRecommender(Recommender):
         return self
 
     def _fit_sources(self, data: ShopData, seed: int) -> list[tuple[Source, Recommender]]:
-        return [(s, registry.create("recommender", s.name, s.config).fit(data, seed))
+        return [(s, registry.create("recommender", s.name, s.config).fit(
+                    with_augmenters(data, s.augmenters), seed))
                 for s in self.config.sources]
 
     def _candidates(self, sources: list[tuple[Source, Recommender]], data: ShopData,
@@ -143,11 +157,19 @@ class HybridRecommender(Recommender):
                                                   user_last=("timestamp", "max"))
         user_stats["user_idle_days"] = (end - user_stats["user_last"]).dt.days
         user_stats = user_stats.drop(columns=["user_last"])
+        # how often the user buys lines in their first weeks on sale: who tries new items
+        first_sale = inter_real.groupby("item_id")["timestamp"].transform("min")
+        fresh = (inter_real["timestamp"] - first_sale) <= pd.Timedelta(days=NEW_LINE_DAYS)
+        user_stats["user_new_share"] = fresh.groupby(inter_real["user_id"]).mean()
         repeat = inter.groupby(["user_id", "item_id"]).size().rename("user_item_count")
         cands = (cands.merge(item_stats, left_on="item_id", right_index=True, how="left")
                  .merge(user_stats, left_on="user_id", right_index=True, how="left")
                  .merge(repeat, left_on=["user_id", "item_id"], right_index=True, how="left"))
         cands["user_item_count"] = cands["user_item_count"].fillna(0)
+        if "price" in data.items.columns:
+            price = pd.to_numeric(data.items.drop_duplicates("item_id").set_index("item_id")[
+                "price"], errors="coerce")
+            cands["item_price"] = cands["item_id"].map(price)
         return cands.sort_values(["user_id", "item_id"], kind="stable").reset_index(drop=True)
 
     def recommend(self, user_ids: Sequence[str], k: int = 10) -> pd.DataFrame:
