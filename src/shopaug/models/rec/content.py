@@ -95,7 +95,7 @@ class ContentConfig(ComponentConfig):
     popularity_weight: float = Field(0.1, ge=0.0)
     exclude_seen: bool = False
     #: recommend only items with at most this many real buyers in the training data
-    #: (e.g. 0: never-sold items), as a cold-start candidate source for the hybrid
+    #: (0: never-sold items, a "new arrivals for you" list)
     max_item_buyers: int | None = Field(None, ge=0)
     threads: int | None = None
 

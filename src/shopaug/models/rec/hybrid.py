@@ -36,6 +36,8 @@ from shopaug.models.rec.base import Recommender, positives, with_augmenters
 log = logging.getLogger(__name__)
 
 #: a purchase within this many days of the item's first sale counts as trying a new line
+#: (first sale within the data: lines already on sale when the data starts count as new
+#: for their first days in it, a simplification not yet measured against)
 NEW_LINE_DAYS = 30
 
 
