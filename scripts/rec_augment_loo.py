@@ -27,7 +27,6 @@ from shopaug.data.loaders import load
 from shopaug.data.split import split
 from shopaug.evaluate.rec import per_user_metrics
 from shopaug.evaluate.stats import paired_difference
-from shopaug.models.rec.base import with_augmenters
 from shopaug.pipeline.runner import RunContext
 from shopaug.quality.decontaminate import decontaminate
 
@@ -49,7 +48,7 @@ def without(data: ShopData, real: ShopData, name: str) -> ShopData:
                                       how="left")
         return data.replace(**{table: restored})
     others = sorted(set(data.interactions["augmenter"].dropna()) - {name})
-    return with_augmenters(data, others)
+    return data.keep_augmenters(others)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ import pytest
 from shopaug import ShopData
 from shopaug.data.schema import PROVENANCE_NAMES
 from shopaug.errors import SchemaError
+from shopaug.testing import sample_data
 
 
 def test_accessors_are_copies_that_never_change_the_bundle(sample):
@@ -89,3 +90,15 @@ def test_blank_origin_means_real():
     items = pd.DataFrame({"item_id": ["a", "b"], "title": ["x", "y"],
                           "origin": [None, "synthetic"]})
     assert ShopData(items=items).items["origin"].tolist() == ["real", "synthetic"]
+
+
+def test_keep_augmenters_keeps_real_rows_and_the_named_synthetic_ones() -> None:
+    data = sample_data()
+    syn = data.interactions.iloc[:2].assign(origin="synthetic", augmenter=["a", "b"])
+    data = data.append("interactions", syn)
+    n_real = int((data.interactions["origin"] == "real").sum())
+    assert data.keep_augmenters(None) is data
+    assert len(data.keep_augmenters([]).interactions) == n_real
+    kept = data.keep_augmenters(["b"]).interactions
+    assert len(kept) == n_real + 1 and set(kept["augmenter"].dropna()) >= {"b"}
+    assert "a" not in set(kept.loc[kept["origin"] == "synthetic", "augmenter"])

@@ -92,17 +92,3 @@ def test_each_source_trains_on_the_augmenters_it_names() -> None:
     tops = [model.recommend(["u5"], k=1)["item_id"].iloc[0] for _, model in fitted]
     assert tops[0] == tops[3] == "own0"
     assert tops[1] == tops[2] != "own0"
-
-
-def test_with_augmenters_keeps_real_rows_and_the_named_synthetic_ones() -> None:
-    from shopaug.models.rec.base import with_augmenters
-
-    data = sample_data()
-    syn = data.interactions.iloc[:2].assign(origin="synthetic", augmenter=["a", "b"])
-    data = data.append("interactions", syn)
-    n_real = int((data.interactions["origin"] == "real").sum())
-    assert with_augmenters(data, None) is data
-    assert len(with_augmenters(data, []).interactions) == n_real
-    kept = with_augmenters(data, ["b"]).interactions
-    assert len(kept) == n_real + 1 and set(kept["augmenter"].dropna()) >= {"b"}
-    assert "a" not in set(kept.loc[kept["origin"] == "synthetic", "augmenter"])

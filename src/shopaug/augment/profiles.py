@@ -169,11 +169,6 @@ class UserProfiles(Augmenter):
         base = PromptTemplate.load(TEMPLATE, lang)
         schema = copy.deepcopy(base.schema or {})
         schema["properties"]["interests"]["maxItems"] = self.config.max_interests
-        # A weight outside 0..1 is clipped by _interests, not worth a failed profile: a
-        # grammar cannot bound numbers, and SmolLM2 wrote "weight": 4 in ~10% of answers
-        weight = schema["properties"]["interests"]["items"]["properties"]["weight"]
-        weight.pop("minimum", None)
-        weight.pop("maximum", None)
         return with_schema(base, schema), template_examples(TEMPLATE, lang)
 
     @staticmethod
@@ -199,6 +194,8 @@ class UserProfiles(Augmenter):
             if name is None or normalise_text(name) in seen or name.startswith("_"):
                 continue
             seen.add(normalise_text(name))
+            # clipped here, not rejected by the schema: a grammar cannot bound numbers,
+            # and SmolLM2 wrote "weight": 4 in ~10% of answers
             out[name] = {"weight": round(min(max(float(entry["weight"]), 0.0), 1.0), 4),
                          "grounded": is_grounded(name, source)}
             if len(seen) == self.config.max_interests:

@@ -28,7 +28,6 @@ from shopaug.data.bundle import ShopData
 from shopaug.data.split import Split, split
 from shopaug.evaluate.rec import per_user_metrics
 from shopaug.evaluate.stats import bootstrap_mean, paired_difference, sign_test_p
-from shopaug.models.rec.base import with_augmenters
 from shopaug.quality.decontaminate import decontaminate
 
 log = logging.getLogger(__name__)
@@ -211,7 +210,7 @@ def run_variants(parts: Split, augmented: ShopData, cfg: RecBenchConfig
         for variant in cfg.variants:
             bar.set_postfix_str(f"seed {seed} {variant}")
             start = time.perf_counter()
-            data = (with_augmenters(augmented, cfg.use.get(variant)) if VARIANTS[variant][2]
+            data = (augmented.keep_augmenters(cfg.use.get(variant)) if VARIANTS[variant][2]
                     else parts.train)
             rows.append(_fit_eval(variant, data, parts, cfg, seed).assign(
                 variant=variant, seed=seed))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 
@@ -177,6 +177,16 @@ class ShopData:
 
     def real(self) -> ShopData:
         return self.select("real")
+
+    def keep_augmenters(self, augmenters: Sequence[str] | None,
+                        table: str = "interactions") -> ShopData:
+        """The real rows of ``table`` plus the synthetic rows the given augmenters made
+        (None: every row; empty: real rows only). Other tables are left as they are."""
+        if augmenters is None:
+            return self
+        frame = self._frames[table]
+        keep = (frame["origin"] == "real") | frame["augmenter"].isin(list(augmenters))
+        return self.replace(**{table: frame[keep]})
 
     def synthetic(self) -> ShopData:
         return self.select("synthetic")

@@ -25,16 +25,6 @@ class Recommender(Component):
         raise NotImplementedError
 
 
-def with_augmenters(data: ShopData, augmenters: Sequence[str] | None) -> ShopData:
-    """``data`` keeping the synthetic interactions of the given augmenters only (None:
-    all of them; empty: real interactions only)."""
-    if augmenters is None:
-        return data
-    inter = data.interactions
-    keep = (inter["origin"] == "real") | inter["augmenter"].isin(list(augmenters))
-    return data.replace(interactions=inter[keep])
-
-
 def positives(interactions: pd.DataFrame) -> pd.DataFrame:
     """Rows that say the user wanted the item: everything except sampled negatives."""
     if "event" not in interactions.columns:

@@ -166,7 +166,7 @@ class ContentRecommender(Recommender):
         if not hasattr(self, "item_emb_"):
             raise ShopAugError("call fit() before recommend()")
         users = list(dict.fromkeys(map(str, user_ids)))
-        allowed = getattr(self, "allowed_", None)
+        allowed = self.allowed_
         k = min(k, len(self.item_ids_) if allowed is None else int(allowed.sum()))
         if not users or k == 0:
             return pd.DataFrame(columns=["user_id", "item_id", "rank", "score"])

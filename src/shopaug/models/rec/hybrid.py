@@ -31,7 +31,7 @@ from shopaug import registry
 from shopaug.components import ComponentConfig
 from shopaug.data.bundle import ShopData
 from shopaug.errors import ShopAugError
-from shopaug.models.rec.base import Recommender, positives, with_augmenters
+from shopaug.models.rec.base import Recommender, positives
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class HybridRecommender(Recommender):
 
     def _fit_sources(self, data: ShopData, seed: int) -> list[tuple[Source, Recommender]]:
         return [(s, registry.create("recommender", s.name, s.config).fit(
-                    with_augmenters(data, s.augmenters), seed))
+                    data.keep_augmenters(s.augmenters), seed))
                 for s in self.config.sources]
 
     def _candidates(self, sources: list[tuple[Source, Recommender]], data: ShopData,

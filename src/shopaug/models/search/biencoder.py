@@ -184,11 +184,8 @@ class BiEncoder(SearchModel):
 
     def _pairs(self, train: ShopData, seed: int, use_synthetic: bool) -> pd.DataFrame:
         cfg = self.config
-        if use_synthetic and cfg.synthetic_from is not None:
-            judg = train.judgments
-            made_by = judg.get("augmenter", pd.Series(None, index=judg.index))
-            train = train.replace(judgments=judg[(judg["origin"] == "real")
-                                                 | made_by.isin(cfg.synthetic_from)])
+        if use_synthetic:
+            train = train.keep_augmenters(cfg.synthetic_from, "judgments")
         pairs = training_pairs(train, use_synthetic, cfg.max_pairs, seed,
                                cfg.with_description, cfg.max_synthetic_pairs,
                                min_gain=cfg.min_gain if cfg.loss == "mnrl" else None,
