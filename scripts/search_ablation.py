@@ -2,13 +2,18 @@
 differences against a base arm: the quick loop behind the search benchmark's defaults.
 
     python scripts/search_prepare.py ... (or any saved synthetic-only ShopData)
-    python scripts/search_ablation.py DATA.csv SYNTHETIC_DIR SPEC.json
+    python scripts/search_ablation.py DATA.csv SYNTHETIC_DIR SPEC.json [--validation]
 
 SPEC.json: {"base": "ltr_real", "arms": {"name": [model, config, per_seed_augment]},
             "pairs": [["arm a", "arm b"], ...]}   (pairs: optional, a - b differences)
 where per_seed_augment is null for a real-only arm, [] for real + synthetic and a list
 of augmenter specs (e.g. teacher_labels) to run on each seed's training side.
 Writes SPEC.csv (per seed and query) next to the spec and prints the table.
+
+--validation: never look at the bench's test queries. Each seed's training side is
+split again by query (the same test fraction) and the arms are scored on that inner
+held-out side: the place to choose a default before the bench measures it. Writes
+SPEC.validation.csv.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from shopaug.pipeline.runner import RunContext
 
 
 def main(data_path: str, synthetic_dir: str, spec_path: str, fmt: str = "crowdflower",
-         seeds: tuple[int, ...] = (0, 1, 2), test_fraction: float = 0.3) -> None:
+         seeds: tuple[int, ...] = (0, 1, 2), test_fraction: float = 0.3,
+         validation: bool = False) -> None:
     spec = json.loads(Path(spec_path).read_text())
     arms, base = spec["arms"], spec["base"]
     data = load(data_path, format=fmt).data
@@ -39,6 +45,8 @@ def main(data_path: str, synthetic_dir: str, spec_path: str, fmt: str = "crowdfl
     rows = []
     for seed in seeds:
         parts = split(data, "by_query", seed=seed, test_fraction=test_fraction)
+        if validation:  # the seed's test side stays unseen: hold out training queries
+            parts = split(parts.train, "by_query", seed=seed, test_fraction=test_fraction)
         trained: dict[str, ShopData] = {}
         for arm, (model, config, per_seed) in arms.items():
             start = time.perf_counter()
@@ -57,7 +65,8 @@ def main(data_path: str, synthetic_dir: str, spec_path: str, fmt: str = "crowdfl
             print(f"seed {seed} {arm}: {per_query['ndcg@10'].mean():.4f} "
                   f"({time.perf_counter() - start:.0f}s)", flush=True)
     frame = pd.concat(rows)
-    frame.to_csv(Path(spec_path).with_suffix(".csv"), index=False)
+    frame.to_csv(Path(spec_path).with_suffix(".validation.csv" if validation else ".csv"),
+                 index=False)
     indexed = frame.set_index(["seed", "query_id"])
     for arm in arms:
         ndcg = indexed[indexed["arm"] == arm]["ndcg@10"]
@@ -75,6 +84,7 @@ def main(data_path: str, synthetic_dir: str, spec_path: str, fmt: str = "crowdfl
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
+    args = [a for a in sys.argv[1:] if a != "--validation"]
+    if len(args) != 3:
         sys.exit(__doc__)
-    main(*sys.argv[1:4])
+    main(*args, validation="--validation" in sys.argv[1:])
