@@ -10,6 +10,11 @@ real-only and against all augmenters.
 
     SHOPAUG_CACHE_DIR=... python scripts/rec_augment_loo.py \
         ../shared/data/online_retail/online_retail.parquet [--variant hybrid_augmented]
+
+--only A,B (repeatable) adds an arm trained on real data plus only those augmenters'
+rows, e.g. the bench's `use` list of a variant: --variant sasrec_augmented
+--only sequence_augment --only sequence_augment,interaction_simulation. The variant
+runs with the bench's config overrides (SASRec: 10 epochs).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from shopaug import registry
-from shopaug.bench.rec import DEFAULT_AUGMENT, VARIANTS, augment
+from shopaug.bench.rec import DEFAULT_AUGMENT, VARIANTS, RecBenchConfig, augment
 from shopaug.data.bundle import ShopData
 from shopaug.data.loaders import load
 from shopaug.data.split import split
@@ -58,6 +63,10 @@ def main() -> None:
     parser.add_argument("--variant", default="hybrid_augmented")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--out", default="rec-augment-loo")
+    parser.add_argument("--only", action="append", default=[],
+                        help="comma-separated augmenters: one more arm with only them")
+    parser.add_argument("--no-leave-one-out", action="store_true",
+                        help="only the real, all and --only arms")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -67,9 +76,16 @@ def main() -> None:
     merged, _, _ = augment(valid.train, DEFAULT_AUGMENT, ctx)
     merged, _ = decontaminate(merged, valid.test, interactions=True)
     names = [spec["name"] for spec in DEFAULT_AUGMENT]
-    arms = {"real": valid.train, "all": merged,
-            **{f"-{n}": without(merged, valid.train, n) for n in names}}
+    arms = {"real": valid.train, "all": merged}
+    if not args.no_leave_one_out:
+        arms.update({f"-{n}": without(merged, valid.train, n) for n in names})
+    for only in args.only:
+        kept = only.split(",")
+        arms[f"only {only}"] = merged.keep_augmenters(kept)
+        for name in set(_COLUMNS) - set(kept):
+            arms[f"only {only}"] = without(arms[f"only {only}"], valid.train, name)
     model, config, _ = VARIANTS[args.variant]
+    config = {**config, **RecBenchConfig().overrides.get(args.variant, {})}
     seeds = [int(s) for s in args.seeds.split(",")]
     results: dict[str, pd.Series] = {}
     for arm, data in arms.items():

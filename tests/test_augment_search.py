@@ -317,13 +317,15 @@ def test_llm_judge_labels_bm25_candidates(tmp_path):
 def test_llm_judge_on_synthetic_queries_and_another_scale(tmp_path):
     data = SyntheticQueries(max_items=4).run(shop(), context(tmp_path / "sq", Recorder()))
     judge = LLMJudge(pairs="synthetic_unjudged", per_query=1, scale="esci")
-    esci = context(tmp_path / "j", lambda r: '{"grade": "E", "confidence": 0.6}')
+    # a confidence out of 0..1 is clipped, not a failed label
+    esci = context(tmp_path / "j", lambda r: '{"grade": "E", "confidence": 6}')
     out = judge.run(data, esci)
     judged = out.synthetic().judgments
     mine = judged[judged["augmenter"] == "llm_judge"]
     assert len(mine) and mine["query_id"].isin(data.synthetic().queries["query_id"]).all()
     # judged on ESCI, stored on the bundle's 1-4 scale: E (gain 1) becomes "4"
     assert set(mine["grade"]) == {"4"} and (mine["gain"] == 1.0).all()
+    assert (mine["quality_score"] == 1.0).all() and judge.errors_.empty
 
 
 def test_judge_agreement_by_hand():

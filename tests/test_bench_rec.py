@@ -55,6 +55,9 @@ def test_every_variant_and_slice_with_intervals(summary):
     assert any(k.endswith("(best vs best)") for k in result["paired"])
     written = json.loads((out / "metrics.json").read_text())
     assert written["variants"].keys() == result["variants"].keys()
+    verdict = (out / "summary.txt").read_text().rstrip().splitlines()[-1]
+    assert verdict == written["quality"] and verdict.startswith("quality checks: ")
+    assert ("FAILED" in verdict) == (not written["quality_passed"])
     per_user = pd.read_csv(out / "per_user.csv")
     assert set(per_user["seed"]) == {0, 1}
     synthetic = pd.read_csv(out / "synthetic_interactions.csv")

@@ -71,6 +71,11 @@ def test_bench_writes_every_variant_with_intervals(data, tmp_path):
     assert 0 < twin["permutation_p"] <= twin["p_holm"] <= 1
     written = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert written["variants"].keys() == summary["variants"].keys()
+    # the quality verdict is the summary's last line, not only a flag in metrics.json
+    quality = json.loads((tmp_path / "out" / "quality.json").read_text())
+    verdict = (tmp_path / "out" / "summary.txt").read_text().rstrip().splitlines()[-1]
+    assert verdict == written["quality"] and verdict.startswith("quality checks: ")
+    assert ("FAILED" in verdict) == (not quality["passed"]) == (not written["quality_passed"])
     generated = pd.read_csv(tmp_path / "out" / "generated_queries.csv")
     assert len(generated) and (generated["origin"] == "synthetic").all()
     assert (tmp_path / "out" / "filter_report.csv").is_file()

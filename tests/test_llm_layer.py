@@ -30,7 +30,7 @@ from shopaug.llm import (
     parse_json,
 )
 from shopaug.llm.prompts import product_text
-from shopaug.llm.structured import json_objects
+from shopaug.llm.structured import json_objects, parse_valid
 
 SCHEMA = {"type": "object", "properties": {"queries": {"type": "array",
           "items": {"type": "string"}, "minItems": 1}}, "required": ["queries"]}
@@ -178,6 +178,31 @@ def test_dead_engine_stops_the_run_with_its_message():
 ])
 def test_parse_json_repairs_small_model_slips(text, value):
     assert parse_json(text) == value
+
+
+PROFILE_SCHEMA = {"type": "object", "required": ["profile", "interests"], "properties": {
+    "profile": {"type": "string"},
+    "interests": {"type": "array", "items": {
+        "type": "object", "required": ["name", "weight"],
+        "properties": {"name": {"type": "string"}, "weight": {"type": "number"}}}}}}
+
+
+@pytest.mark.parametrize("cut", [
+    '{"name": "parasols', '{"name"', '{"name": "parasols", "weight": ', '{"name": "pa\\'])
+def test_a_truncated_answer_keeps_its_complete_elements(cut):
+    """An answer cut off by max_tokens inside its second interest (SmolLM2's profiles at
+    max_tokens 64) keeps the first, instead of failing the schema or the parse."""
+    text = '{"profile": "Buys garden decor.", "interests": [{"name": "lanterns", "weight": 1}, '
+    assert parse_valid(text + cut, PROFILE_SCHEMA) == {
+        "profile": "Buys garden decor.", "interests": [{"name": "lanterns", "weight": 1}]}
+
+
+def test_a_complete_answer_is_never_cut_back_to_fit_the_schema():
+    text = '{"profile": "x", "interests": [{"name": "a", "weight": 1}, {"name": "b"}]}'
+    with pytest.raises(ValueError, match="interests/1: 'weight' is a required property"):
+        parse_valid(text, PROFILE_SCHEMA)
+    with pytest.raises(ValueError, match="'interests' is a required property"):
+        parse_valid('{"profile": "Buys garden', PROFILE_SCHEMA)
 
 
 @pytest.mark.parametrize("text", ["no json here", "{: :}"])

@@ -332,9 +332,44 @@ def test_leaky_variant_fails_and_clean_one_passes():
         assert f"leakage.{name}" in message
     assert "test_query_exact_share: 0.25" in message and "must be <= 0.01" in message
     assert isinstance(err.value, ShopAugError) and len(err.value.checks) == 6
+    assert clean.verdict() == f"quality checks: all {len(clean.checks)} passed"
+    verdict = leaky.verdict()
+    assert verdict.startswith(f"quality checks: 6 of {len(leaky.checks)} FAILED: ")
+    assert "leakage.test_query_exact_share = 0.25 (must be <= 0.01)" in verdict
     text = format_text(leaky)
     assert "FAIL  leakage.test_query_exact_share" in text and "PASS  privacy" in text
     check_schema(leaky)
+
+
+def test_prompt_audit_reads_one_line_products_as_catalog_text():
+    """search_queries writes the product as ``title; key: value``: its catalog pieces
+    are not test queries, while a few-shot answer or a piece labelled as a query is."""
+    from shopaug.llm.prompts import PromptTemplate
+
+    template = PromptTemplate.load("search_queries")
+    assert template.product_format == "text"
+
+    def prompt(fields, examples=()):
+        messages = template.messages(fields, examples, k=2)
+        return {"stage": "synthetic_queries", "request_id": "r",
+                "text": "\n".join(content for _, content in messages)}
+
+    # a title may hold "; " itself, as the product line's own separator
+    jar = {"title": "Kilner; glass storage jar, 1 litre", "brand": "Kilner",
+           "category": "kitchen"}
+    mug = {"title": "White ceramic coffee mug", "category": "kitchen"}
+    test = held_out()
+    items = ITEMS.assign(title=ITEMS["title"].replace("Glass storage jar with lid", jar["title"]))
+    test = test.replace(items=items)
+    own_title = prompt(jar)
+    assert "Product: Kilner; glass storage jar, 1 litre; brand: Kilner" in own_title["text"]
+    shown_answer = prompt(mug, [(mug, {"queries": ["glass storage jar"]})])
+    as_query = {"stage": "relevance_judge", "request_id": "r",
+                "text": "Query and product: query: glass storage jar; White ceramic coffee mug"}
+    free_text = {"stage": "s", "request_id": "r", "text": "find me a glass storage jar please"}
+    counts = [check(assess(bundle(), test=test, prompts=[p]), "prompts_with_test_query").value
+              for p in (own_title, shown_answer, as_query, free_text)]
+    assert counts == [0, 1, 1, 1]
 
 
 def test_leakage_helpers_and_thresholds():

@@ -133,6 +133,23 @@ def test_factor_models_find_planted_groups(cls) -> None:
     assert len(recs) == 3 * len(user_group)
 
 
+@pytest.mark.parametrize("cls", ["ALS", "BPR"])
+def test_factor_models_run_blas_single_threaded_without_a_warning(cls) -> None:
+    """implicit warns when BLAS may use several threads. In a fresh process (implicit
+    not yet imported, so its BLAS not yet loaded) a fit must not warn; on a one-core
+    machine BLAS has one thread anyway and this passes either way."""
+    import subprocess
+    import sys
+
+    code = ("import warnings; warnings.simplefilter('error', RuntimeWarning)\n"
+            "from shopaug.models.rec.mf import ALS, BPR\n"
+            "from shopaug.testing import sample_data\n"
+            f"{cls}(iterations=2).fit(sample_data(), seed=0)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 @pytest.mark.parametrize("cls", [ItemKNN, ALS, BPR])
 def test_negative_rows_are_ignored(cls) -> None:
     config = FAST.get(cls, {})

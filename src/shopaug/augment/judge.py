@@ -177,7 +177,8 @@ class LLMJudge(Augmenter):
         return pd.DataFrame({
             "query_id": qids, "item_id": iids, "label": label,
             "gain": [scale.gains[g] for g in label],
-            "confidence": [float(r.value["confidence"]) for r in ok],
+            # clipped, not a failed label: a confidence of 5 still says "sure"
+            "confidence": [min(max(float(r.value["confidence"]), 0.0), 1.0) for r in ok],
             "prompt_id": [r.request.template for r in ok]})
 
 

@@ -307,6 +307,8 @@ def write_table(summary: dict[str, Any]) -> str:
         tests = (f"   p {a['permutation_p']:.3f}  Holm {a['p_holm']:.3f}"
                  if "p_holm" in a else "")
         lines.append(f"{pair:<40}{a['mean']:+.4f} [{a['lo']:+.4f}, {a['hi']:+.4f}]{mark}{tests}")
+    if summary.get("quality"):
+        lines += ["", summary["quality"]]
     return "\n".join(lines)
 
 
@@ -342,7 +344,10 @@ def run_search_benchmark(data: ShopData, out_dir: str | Path, cfg: SearchBenchCo
     summary["per_seed_augment"] = {str(k): v for k, v in per_seed.items()}
     summary["llm"] = ctx._llm.ledger.to_dict() if ctx._llm is not None else None
     if needs_aug:
-        summary["quality_passed"] = write_quality(data, synthetic, cfg, ctx, out_dir)
+        report = write_quality(data, synthetic, cfg, ctx, out_dir)
+        summary["quality_passed"], summary["quality"] = report.passed, report.verdict()
+        if not report.passed:
+            log.warning("%s", summary["quality"])
     per_query.to_csv(out_dir / "per_query.csv", index=False)
     synthetic.queries.merge(synthetic.judgments[["query_id", "item_id", "gain"]], on="query_id",
                             how="left").merge(data.items[["item_id", "title"]], on="item_id",
@@ -367,12 +372,12 @@ def _sides(data: ShopData, cfg: SearchBenchConfig) -> tuple[ShopData, ShopData]:
 
 
 def write_quality(data: ShopData, synthetic: ShopData, cfg: SearchBenchConfig, ctx,
-                  out_dir: Path) -> bool:
+                  out_dir: Path):
     """Check the synthetic rows against the queries that are test in *any* seed, and
-    every prompt against them too; writes quality.json and returns whether all passed."""
+    every prompt against them too; writes quality.json and returns the report."""
     from shopaug.quality.report import assess
 
     train, test = _sides(data, cfg)
     report = assess(_with_synthetic(train, synthetic), test=test, prompts=ctx.audit)
     atomic_write_json(out_dir / "quality.json", report.to_dict())
-    return not report.failed()
+    return report

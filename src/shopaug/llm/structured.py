@@ -21,13 +21,17 @@ class ParseError(ValueError):
     pass
 
 
-def _walk(text: str, start: int = 0) -> tuple[int | None, list[str], bool]:
+def _walk(text: str, start: int = 0
+          ) -> tuple[int | None, list[str], bool, list[tuple[int, list[str]]]]:
     """Walk JSON text from ``start`` (an opening bracket), respecting strings.
 
     Returns the index after the matching closing bracket (None if the text ends
-    first), the closers still owed, and whether the text ends inside a string.
+    first), the closers still owed, whether the text ends inside a string, and every
+    comma outside a string with the closers owed there: the places a truncated answer
+    can be cut back to a complete element.
     """
     stack: list[str] = []
+    commas: list[tuple[int, list[str]]] = []
     in_str = escaped = False
     for i in range(start, len(text)):
         ch = text[i]
@@ -42,11 +46,13 @@ def _walk(text: str, start: int = 0) -> tuple[int | None, list[str], bool]:
             in_str = True
         elif ch in "{[":
             stack.append("}" if ch == "{" else "]")
+        elif ch == "," and stack:
+            commas.append((i, list(stack)))
         elif ch in "}]" and stack:
             stack.pop()
             if not stack:
-                return i + 1, [], False
-    return None, stack, in_str
+                return i + 1, [], False, commas
+    return None, stack, in_str, commas
 
 
 def _close_truncated(fragment: str, owed: list[str], in_str: bool) -> str:
@@ -70,23 +76,60 @@ def json_objects(text: str) -> Iterator[tuple[int, int, Any]]:
         at = text.find("{", end)
 
 
-def parse_json(text: str) -> Any:
-    """The first JSON object or array in ``text``, repairing common small-model slips:
-    code fences, prose around the JSON, trailing commas, smart quotes, truncation."""
+#: how many cut-back repairs of a truncated answer are tried
+MAX_CUTS = 16
+
+
+def json_repairs(text: str) -> Iterator[Any]:
+    """Readings of the first JSON object or array in ``text``, best first, repairing
+    common small-model slips: code fences, prose around the JSON, trailing commas, smart
+    quotes, truncation. An answer cut off by max_tokens is closed where it stops, then
+    cut back to each earlier comma (dropping the unfinished element, as in
+    ``{"a": [{"n": "x", "w": 1}, {"n"``), so a caller can take the first reading its
+    schema accepts. Raises ParseError when there is no JSON to read."""
     cleaned = text.replace("\u201c", '"').replace("\u201d", '"')
     cleaned = re.sub(r"```(?:json)?", "", cleaned)
     starts = [i for i in (cleaned.find("{"), cleaned.find("[")) if i >= 0]
     if not starts:
         raise ParseError("no JSON object in the answer")
     start = min(starts)
-    end, owed, in_str = _walk(cleaned, start)
-    fragment = cleaned[start:end] if end else _close_truncated(cleaned[start:], owed, in_str)
-    for candidate in (fragment, re.sub(r",\s*([}\]])", r"\1", fragment)):
+    end, owed, in_str, commas = _walk(cleaned, start)
+    if end:
+        fragments = [cleaned[start:end]]
+    else:
+        fragments = [_close_truncated(cleaned[start:], owed, in_str)]
+        fragments += [cleaned[start:i] + "".join(reversed(stack))
+                      for i, stack in reversed(commas[-MAX_CUTS:])]
+    found = False
+    for fragment in fragments:
+        for candidate in (fragment, re.sub(r",\s*([}\]])", r"\1", fragment)):
+            try:
+                value = json.loads(candidate)
+            except ValueError:
+                continue
+            found = True
+            yield value
+            break
+    if not found:
+        raise ParseError("the answer's JSON is malformed beyond repair")
+
+
+def parse_json(text: str) -> Any:
+    """The first JSON object or array in ``text``, with the repairs of `json_repairs`."""
+    return next(json_repairs(text))
+
+
+def parse_valid(text: str, schema: dict[str, Any] | None) -> Any:
+    """The best reading of ``text`` (see `json_repairs`) that ``schema`` accepts; the
+    first reading's schema error when none does."""
+    first_error = None
+    for value in json_repairs(text):
         try:
-            return json.loads(candidate)
-        except ValueError:
-            continue
-    raise ParseError("the answer's JSON is malformed beyond repair")
+            validate(value, schema)
+            return value
+        except ParseError as exc:
+            first_error = first_error or exc
+    raise first_error  # type: ignore[misc]
 
 
 def validate(value: Any, schema: dict[str, Any] | None) -> None:
@@ -135,8 +178,7 @@ def generate_structured(
             try:
                 if response.error is not None:
                     raise ParseError(response.error)
-                value = parse_json(response.text)
-                validate(value, request.schema_dict)
+                value = parse_valid(response.text, request.schema_dict)
                 if check is not None:
                     check(request, value)
                 results[i] = StructuredResult(requests[i], value, response, attempt + 1)

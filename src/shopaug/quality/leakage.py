@@ -9,10 +9,11 @@ check whose default threshold is 0.
 A prompt legitimately holds catalog text (the catalog is shared by both sides of a
 split, and a title may contain a test query's words), so JSON strings in a prompt that
 are catalog text (an item's title, brand, category, description or attribute) are not
-searched for test queries, except under a key naming queries; and titles under a
-``candidates`` key (what a train-fitted recommender proposed) or in few-shot examples
-(only the request's own record, the prompt's last JSON object, is searched) are not held
-against a user.
+searched for test queries, except under a key naming queries, nor are the catalog
+pieces of a product written as one line of text (``title; key: value``); and titles
+under a ``candidates`` key (what a train-fitted recommender proposed) or in few-shot
+examples (only the request's own record, the prompt's last JSON object, is searched)
+are not held against a user.
 """
 
 from __future__ import annotations
@@ -298,6 +299,44 @@ def _test_only_titles(data: ShopData, test: ShopData) -> dict[str, PhraseMatcher
     return out
 
 
+#: a one-line product (``llm.prompts.product_text``) is ``title; key: value; ...``
+_FIELD_SEP = "; "
+_LABEL = re.compile(r"[:：]\s*")
+
+
+def _catalog_value(text: str, catalog: CatalogText) -> bool:
+    """Whether ``text`` is catalog text, possibly after labels such as ``Product:`` or
+    ``description:`` (a title may hold colons itself, so every split point is tried).
+    Text labelled as a query is never catalog text."""
+    if text in catalog:
+        return True
+    for match in _LABEL.finditer(text):
+        label, rest = text[:match.start()], text[match.end():]
+        if "quer" in label.lower() or "搜索" in label:
+            return False
+        if rest and rest in catalog:
+            return True
+    return False
+
+
+def _free_text_to_search(segment: str, catalog: CatalogText) -> list[str]:
+    """The pieces of free prompt text that are not catalog text: each line is cut at
+    ``; `` and the longest run of pieces that is catalog text (a title may hold ``; ``
+    itself) is dropped, from left to right."""
+    out = []
+    for line in segment.split("\n"):
+        pieces, i = line.split(_FIELD_SEP), 0
+        while i < len(pieces):
+            end = next((j for j in range(len(pieces), i, -1)
+                        if _catalog_value(_FIELD_SEP.join(pieces[i:j]), catalog)), None)
+            if end is None:
+                out.append(pieces[i])
+                i += 1
+            else:
+                i = end
+    return out
+
+
 def prompt_audit(data: ShopData, test: ShopData, prompts: list[dict], thresholds: Any,
                  section: Section) -> None:
     queries = PhraseMatcher((toks, str(text)) for text in test.queries["text"].dropna()
@@ -313,9 +352,13 @@ def prompt_audit(data: ShopData, test: ShopData, prompts: list[dict], thresholds
         found = set()
         if queries.table:
             for _, path, seg in segments:
-                if not any("quer" in k.lower() for k in path) and path and seg in catalog:
+                if path:
+                    if not any("quer" in k.lower() for k in path) and seg in catalog:
+                        continue
+                    found |= queries.find(tokens(seg))
                     continue
-                found |= queries.find(tokens(seg))
+                for piece in _free_text_to_search(seg, catalog):
+                    found |= queries.find(tokens(piece))
         if found:
             with_query += 1
             examples.append([stage, rid, "test query", sorted(found)[0]])

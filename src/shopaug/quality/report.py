@@ -78,6 +78,15 @@ class QualityReport:
                 "sections": {name: self.sections[name].to_dict() for name in SECTIONS},
                 "counts": self.counts}
 
+    def verdict(self) -> str:
+        """One line for a run's summary: all passed, or which checks failed."""
+        failed = self.failed()
+        if not failed:
+            return f"quality checks: all {len(self.checks)} passed"
+        return (f"quality checks: {len(failed)} of {len(self.checks)} FAILED: " + "; ".join(
+            f"{c.section}.{c.name} = {_num(c.value)} (must be {c.op} {_num(c.threshold)})"
+            for c in failed) + " (see quality.json)")
+
     def raise_if_failed(self) -> None:
         failed = self.failed()
         if not failed:

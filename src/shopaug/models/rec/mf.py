@@ -63,9 +63,13 @@ class _ImplicitMF(MatrixRecommender):
 
     def _fit_matrix(self, inter: pd.DataFrame, w: np.ndarray, users: np.ndarray,
                     items: np.ndarray, seed: int) -> None:
+        # implicit parallelises itself; a threaded BLAS underneath only oversubscribes.
+        # implicit is imported before the limit is set: importing it loads its BLAS, and
+        # a limit reaches only the libraries already loaded (else implicit warns on
+        # every fit).
+        import implicit.cpu.als  # noqa: F401
         from threadpoolctl import threadpool_limits
 
-        # implicit parallelises itself; a threaded BLAS underneath only oversubscribes.
         with threadpool_limits(1, "blas"):
             model = self._model(seed)
             model.fit(self._cells(w, users, items, seed), show_progress=False)

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
 
 from shopaug.components import ComponentConfig
 from shopaug.data.bundle import ShopData
@@ -46,18 +44,13 @@ class LambdaMARTConfig(ComponentConfig):
     #: the pool of BM25 top items the negatives are drawn from
     negative_pool: int = 30
     biencoder_zero_shot: bool = True
-    #: EXPERIMENT (removed in the next commit): rankers averaged, each on a share of
-    #: the query groups
-    ensemble: int = Field(1, ge=1)
-    ensemble_fraction: float = Field(0.8, gt=0, le=1)
-    #: fine-tune a bi-encoder for one more feature (slow)
+    #: fine-tune a bi-encoder for one more feature (slow). Its cosine on the training
+    #: rows is in-sample. A cross-fitted version (fold encoders, their mean on new
+    #: queries) did not help either: -0.0045 n.s. on validation splits of the CrowdFlower
+    #: dev file, and a feature from an encoder fine-tuned on the synthetic pairs alone
+    #: -0.0026 for ltr_augmented (scripts/search_ablation.py --validation; code in
+    #: commit fb16c27)
     biencoder_fine_tune: bool = False
-    #: EXPERIMENT: a bi-encoder fine-tuned on the synthetic pairs alone (cos_synthetic)
-    synthetic_encoder: dict[str, Any] | None = None
-    #: EXPERIMENT: a cross-fitted fine-tuned bi-encoder feature (cos_fine_tuned); new
-    #: queries get the mean of the fold encoders' cosines
-    fine_tuned_encoder: dict[str, Any] | None = None
-    cross_fit_folds: int = Field(2, ge=2)
     with_description: bool = True
     #: LightGBM threads; torch threads of the bi-encoders (None: torch's default)
     n_jobs: int = 1
@@ -96,29 +89,14 @@ class LambdaMART(SearchModel):
             for col in ("bm25_doc2query", "cos_doc2query"):
                 if col in feats:
                     feats.loc[own, col] = np.nan
-        if cfg.fine_tuned_encoder is not None:
-            feats["cos_fine_tuned"] = self._cross_fitted(train, queries, groups, seed)
         self.feature_names_ = list(feats.columns)
         sizes = groups.groupby("query_id", sort=False).size().to_numpy()
-        labels = _labels(groups["gain"])
-        self.rankers_ = []
-        rng = np.random.default_rng(seed)
-        starts = np.concatenate([[0], np.cumsum(sizes)])
-        for member in range(cfg.ensemble):
-            ranker = LGBMRanker(
-                objective="lambdarank", n_estimators=cfg.n_estimators,
-                learning_rate=cfg.learning_rate, num_leaves=cfg.num_leaves,
-                min_child_samples=cfg.min_child_samples, random_state=seed + member,
-                deterministic=True, force_row_wise=True, n_jobs=cfg.n_jobs, verbose=-1)
-            if cfg.ensemble == 1:
-                ranker.fit(feats, labels, group=sizes)
-            else:
-                picked = np.sort(rng.choice(len(sizes), max(1, round(
-                    cfg.ensemble_fraction * len(sizes))), replace=False))
-                rows = np.concatenate([np.arange(starts[g], starts[g + 1]) for g in picked])
-                ranker.fit(feats.iloc[rows], labels[rows], group=sizes[picked])
-            self.rankers_.append(ranker)
-        self.ranker_ = self.rankers_[0]
+        self.ranker_ = LGBMRanker(
+            objective="lambdarank", n_estimators=cfg.n_estimators,
+            learning_rate=cfg.learning_rate, num_leaves=cfg.num_leaves,
+            min_child_samples=cfg.min_child_samples, random_state=seed, deterministic=True,
+            force_row_wise=True, n_jobs=cfg.n_jobs, verbose=-1)
+        self.ranker_.fit(feats, _labels(groups["gain"]), group=sizes)
         self.n_groups_, self.n_rows_ = len(sizes), len(groups)
         self.fit_seconds_ = time.perf_counter() - start
         log.info("ltr: %d groups, %d rows, features %s, fit in %.1fs", self.n_groups_,
@@ -149,30 +127,6 @@ class LambdaMART(SearchModel):
             rows = pd.concat([rows, neg.assign(gain=0.0)], ignore_index=True)
         return rows.sort_values(["query_id", "item_id"], kind="stable").reset_index(drop=True)
 
-    def _fine_tuned_config(self) -> dict[str, Any]:
-        cfg = self.config
-        return {"threads": cfg.threads, "with_description": cfg.with_description,
-                "use_synthetic": cfg.use_synthetic, **(cfg.fine_tuned_encoder or {}),
-                "fine_tune": True}
-
-    def _cross_fitted(self, train: ShopData, queries: pd.DataFrame, groups: pd.DataFrame,
-                      seed: int) -> np.ndarray:
-        real_q = train.queries.loc[train.queries["origin"] == "real", "query_id"].unique()
-        fold = pd.Series(np.random.default_rng(seed).permutation(len(real_q))
-                         % self.config.cross_fit_folds, index=real_q)
-        out = np.full(len(groups), np.nan)
-        row_fold = groups["query_id"].map(fold).to_numpy()
-        judg = train.judgments
-        for k in range(self.config.cross_fit_folds):
-            held_out = set(fold.index[fold == k])
-            rest = train.replace(judgments=judg[~((judg["origin"] == "real")
-                                                  & judg["query_id"].isin(held_out))])
-            encoder = BiEncoder(**self._fine_tuned_config()).fit(rest, seed)
-            rows = np.flatnonzero(row_fold == k)
-            out[rows] = encoder.score(queries, groups.iloc[rows]).to_numpy()
-            self.fold_encoders_.append(encoder)
-        return out
-
     def _fit_features(self, train: ShopData, seed: int) -> None:
         cfg = self.config
         self.bm25_ = BM25(with_description=cfg.with_description).fit(train, seed)
@@ -188,13 +142,6 @@ class LambdaMART(SearchModel):
             self.encoders_["cos_fine_tuned"] = BiEncoder(
                 fine_tune=True, use_synthetic=cfg.use_synthetic,
                 with_description=cfg.with_description, threads=cfg.threads).fit(train, seed)
-        self.fold_encoders_: list[BiEncoder] = []
-        synthetic = train.judgments[train.judgments["origin"] != "real"]
-        if cfg.use_synthetic and cfg.synthetic_encoder is not None and len(synthetic):
-            encoder_cfg = {"threads": cfg.threads, "with_description": cfg.with_description,
-                           **cfg.synthetic_encoder, "fine_tune": True, "use_synthetic": True}
-            self.encoders_["cos_synthetic"] = BiEncoder(**encoder_cfg).fit(
-                train.replace(judgments=synthetic), seed)
         items = train.items.drop_duplicates("item_id").set_index("item_id")
         self.title_tokens_ = items["title"].fillna("").map(lambda t: frozenset(tokenize(t)))
         self.text_len_ = item_text(items.reset_index(), cfg.with_description).map(
@@ -214,9 +161,6 @@ class LambdaMART(SearchModel):
             feats["bm25_doc2query"] = self.d2q_.score(queries, cands)
         for name, encoder in self.encoders_.items():
             feats[name] = encoder.score(queries, cands)
-        if self.fold_encoders_:
-            feats["cos_fine_tuned"] = np.mean(
-                [e.score(queries, cands).to_numpy() for e in self.fold_encoders_], axis=0)
         if self.d2q_ is not None and "cos_zero_shot" in self.encoders_:
             # dense doc2query: how close the query is to what was written for the item
             feats["cos_doc2query"] = self.encoders_["cos_zero_shot"].expansion_scores(
@@ -240,8 +184,7 @@ class LambdaMART(SearchModel):
         if not len(candidates):
             return pd.Series(np.zeros(0), index=candidates.index, dtype=float)
         feats = self._features(queries, candidates)[self.feature_names_]
-        scores = np.mean([ranker.predict(feats) for ranker in self.rankers_], axis=0)
-        return pd.Series(scores, index=candidates.index, dtype=float)
+        return pd.Series(self.ranker_.predict(feats), index=candidates.index, dtype=float)
 
     def feature_importances(self) -> pd.Series:
         """Total gain per feature: which signal the ranker leans on."""
