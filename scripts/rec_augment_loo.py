@@ -81,9 +81,10 @@ def main() -> None:
         arms.update({f"-{n}": without(merged, valid.train, n) for n in names})
     for only in args.only:
         kept = only.split(",")
-        arms[f"only {only}"] = merged.keep_augmenters(kept)
-        for name in set(_COLUMNS) - set(kept):
-            arms[f"only {only}"] = without(arms[f"only {only}"], valid.train, name)
+        arm = merged.keep_augmenters(kept)  # rows; the column augmenters need `without`
+        for name in sorted(set(_COLUMNS) - set(kept)):
+            arm = without(arm, valid.train, name)
+        arms[f"only {only}"] = arm
     model, config, _ = VARIANTS[args.variant]
     config = {**config, **RecBenchConfig().overrides.get(args.variant, {})}
     seeds = [int(s) for s in args.seeds.split(",")]

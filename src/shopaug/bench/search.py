@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -36,6 +36,9 @@ from shopaug.evaluate.stats import (
     sign_test_p,
 )
 from shopaug.quality.decontaminate import decontaminate
+
+if TYPE_CHECKING:
+    from shopaug.quality.report import QualityReport
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +375,7 @@ def _sides(data: ShopData, cfg: SearchBenchConfig) -> tuple[ShopData, ShopData]:
 
 
 def write_quality(data: ShopData, synthetic: ShopData, cfg: SearchBenchConfig, ctx,
-                  out_dir: Path):
+                  out_dir: Path) -> QualityReport:
     """Check the synthetic rows against the queries that are test in *any* seed, and
     every prompt against them too; writes quality.json and returns the report."""
     from shopaug.quality.report import assess
