@@ -6,9 +6,10 @@ each on the real training data, and their outputs are merged into one augmented
 training set. Every model is trained on the real training data and on the
 augmented one with the same settings, over several seeds, and scored on the same
 test users: Recall/NDCG/HR/MAP@k overall and on the cold-user, cold-item and
-long-tail slices, mean with a 95% bootstrap interval over (seed, user) pairs, and
-paired differences augmented minus real. With ``ablation`` on, the chosen
-variants are also trained with each augmenter alone.
+long-tail slices, mean over (seed, user) with a 95% bootstrap interval that
+resamples users (a user scored under every seed is one unit), and paired
+differences augmented minus real. With ``ablation`` on, the chosen variants are
+also trained with each augmenter alone.
 """
 
 from __future__ import annotations
@@ -228,7 +229,8 @@ def summarize(per_user: pd.DataFrame, ks: list[int], n_boot: int = 2000) -> dict
     out: dict[str, Any] = {"metrics": metrics, "variants": {}, "paired": {}}
     for (variant, slice_), frame in per_user.groupby(["variant", "slice"], sort=False):
         res = out["variants"].setdefault(variant, {})
-        res[slice_] = {m: bootstrap_mean(frame[m], n_boot).to_dict() for m in metrics}
+        res[slice_] = {m: bootstrap_mean(frame[m], n_boot, units=frame["user_id"]).to_dict()
+                       for m in metrics}
         res[slice_]["users"] = int(frame["user_id"].nunique())
         res[slice_]["means"] = {c: float(frame[c].mean()) for c in frame.columns if "@" in c}
     indexed = per_user.set_index(["slice", "seed", "user_id"])
@@ -263,7 +265,7 @@ def summarize(per_user: pd.DataFrame, ks: list[int], n_boot: int = 2000) -> dict
 def write_table(summary: dict[str, Any]) -> str:
     metric = summary["metrics"][0]
     slices = ["all", "cold_users", "cold_items", "long_tail"]
-    lines = [f"{metric} (mean over (seed, test user), 95% bootstrap interval on 'all')", "",
+    lines = [f"{metric} (mean over (seed, test user), 95% interval resampling users, on 'all')", "",
              f"{'variant':<20}{'all':>8}  {'95% CI':<18}" + "".join(f"{s:>12}"
                                                                  for s in slices[1:])]
     for variant, res in summary["variants"].items():

@@ -8,8 +8,8 @@ real training judgments alone and on real + synthetic rows with the same
 protocol, and every variant is scored on the same test queries (reranking each
 query's judged candidates). Synthetic rows that happen to equal a query on the test
 side of any seed (or one of its judged pairs) are dropped before training. Results:
-NDCG@10 mean with a 95% bootstrap interval over (seed, query) pairs, and paired
-differences augmented minus real.
+NDCG@10 mean over (seed, query) with a 95% bootstrap interval that resamples queries
+(a query tested under several seeds is one unit), and paired differences augmented minus real.
 """
 
 from __future__ import annotations
@@ -258,8 +258,8 @@ def summarize(per_query: pd.DataFrame, slices: dict[int, dict[str, set[str]]],
     slice_names = sorted({n for per_seed in slices.values() for n in per_seed})
     for variant, frame in per_query.groupby("variant", sort=False):
         out["variants"][variant] = {
-            name: bootstrap_mean(in_slice(frame, name)[metric], n_boot).to_dict()
-            for name in slice_names
+            name: bootstrap_mean(part[metric], n_boot, units=part["query_id"]).to_dict()
+            for name in slice_names for part in [in_slice(frame, name)]
         }
         out["variants"][variant]["all_metrics"] = {
             c: float(frame[c].mean()) for c in frame.columns if "@" in c}
@@ -295,7 +295,7 @@ def summarize(per_query: pd.DataFrame, slices: dict[int, dict[str, set[str]]],
 def write_table(summary: dict[str, Any]) -> str:
     """A plain-text table of the summary for the terminal and the closing notes."""
     lines = ["NDCG@10 with exponential gains (2^rel - 1); mean over (seed, query) with a "
-             "95% bootstrap interval", "",
+             "95% interval resampling queries", "",
              f"{'variant':<22}{'NDCG@10':>9}  95% CI            cold_items"]
     for variant, res in summary["variants"].items():
         a, c = res["all"], res.get("cold_items", {})

@@ -37,7 +37,7 @@ def compare_arms(per_group: pd.DataFrame, metrics: list[str], baseline: str = BA
     for (model, arm, slice_), frame in per_group.groupby(["model", "arm", "slice"],
                                                           sort=False):
         for metric in metrics:
-            interval = bootstrap_mean(frame[metric], n_boot, seed)
+            interval = bootstrap_mean(frame[metric], n_boot, seed, units=frame["group"])
             results.append({"model": model, "arm": arm, "slice": slice_, "metric": metric,
                             "mean": interval.mean, "lo": interval.lo, "hi": interval.hi,
                             "n": interval.n})

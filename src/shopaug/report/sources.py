@@ -191,7 +191,8 @@ def bench_search_model(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
         table = _csv_table(path / name, title)
         if table:
             model["tables"].append(table)
-    model["notes"].append(f"{metric}: mean over (seed, query) with a 95% bootstrap interval; "
+    model["notes"].append(f"{metric}: mean over (seed, query) with a 95% bootstrap interval over "
+                          "queries; "
                           "lift = augmented variant minus its real-only twin, paired.")
     return model
 
@@ -280,8 +281,8 @@ def bench_rec_model(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
         model["tables"].append(table)
     model["tables"].extend(_ablation_tables(metrics.get("ablation") or {}))
     model["notes"].append(f"{', '.join(names)}: mean over (seed, test user) with a 95% "
-                          "bootstrap interval; lift = augmented variant minus its real-only "
-                          "twin, paired by user.")
+                          "bootstrap interval over users; lift = augmented variant minus its "
+                          "real-only twin, paired by user.")
     return model
 
 
