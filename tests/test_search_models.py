@@ -372,6 +372,33 @@ def test_ltr_synthetic_groups_and_judge_feature(data: ShopData) -> None:
     assert len(judged.rank(queries, candidates)) == len(candidates)  # column absent: NaN
 
 
+def test_ltr_weighs_synthetic_query_groups_apart(data: ShopData, monkeypatch) -> None:
+    import lightgbm
+
+    seen: list = []
+    fit = lightgbm.LGBMRanker.fit
+
+    def spy(self, X, y, **kwargs):
+        seen.append((kwargs.get("sample_weight"), kwargs["group"]))
+        return fit(self, X, y, **kwargs)
+
+    monkeypatch.setattr(lightgbm.LGBMRanker, "fit", spy)
+    kwargs = {"biencoder_zero_shot": False, "negatives_per_synthetic": 3, "n_estimators": 10}
+    equal = LambdaMART(**kwargs).fit(data)
+    light = LambdaMART(synthetic_weight=0.25, **kwargs).fit(data)
+    assert seen[0][0] is None
+    weight, sizes = seen[1]
+    # every row of a synthetic query's group weighs 0.25; a real query's group (even
+    # with a judge's pseudo-label in it) weighs 1
+    per_group = np.split(weight, np.cumsum(sizes)[:-1])
+    assert sorted({float(g[0]) for g in per_group}) == [0.25, 1.0]
+    assert all(len(set(g)) == 1 for g in per_group)
+    assert sum(g[0] == 0.25 for g in per_group) == len(SYNTHETIC)
+    assert float(weight.sum()) == light.n_rows_ - 0.75 * len(SYNTHETIC) * (1 + 3)
+    queries, candidates, _ = real_candidates(data)
+    assert not np.allclose(equal.score(queries, candidates), light.score(queries, candidates))
+
+
 @pytest.mark.slow
 def test_crossencoder_trains_and_ranks(data: ShopData) -> None:
     from shopaug.models.search.crossencoder import CrossEncoderRanker

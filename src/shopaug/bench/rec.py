@@ -276,12 +276,13 @@ def write_table(summary: dict[str, Any]) -> str:
                      f"[{a.get('lo', float('nan')):.4f}, {a.get('hi', float('nan')):.4f}]"
                      + cells)
     lines.append("")
+    width = max((len(pair) + 2 for pair in summary["paired"]), default=0)
     for pair, res in summary["paired"].items():
         for slice_ in ("all", "cold_items"):
             if slice_ in res:
                 d = res[slice_][metric]
                 mark = "*" if d["excludes_zero"] else " "
-                lines.append(f"{pair:<44}{slice_:<11}{d['mean']:+.4f} "
+                lines.append(f"{pair:<{width}}{slice_:<11}{d['mean']:+.4f} "
                              f"[{d['lo']:+.4f}, {d['hi']:+.4f}]{mark}")
     if summary.get("quality"):
         lines += ["", summary["quality"]]
