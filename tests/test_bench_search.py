@@ -11,11 +11,14 @@ import pytest
 import shopaug
 from shopaug.bench.search import (
     SearchBenchConfig,
+    augment_seed,
     run_search_benchmark,
     stable_train_queries,
     summarize,
 )
+from shopaug.data.split import split
 from shopaug.llm import LLM, FakeEngine, LLMCache
+from shopaug.pipeline.runner import RunContext
 
 CHEAP = ["random", "bm25", "bm25_doc2query"]
 
@@ -149,3 +152,24 @@ def test_twin_pairs_are_holm_adjusted_as_one_family():
     assert clear["p_holm"] == pytest.approx(min(1.0, 2 * clear["permutation_p"]))
     assert noisy["p_holm"] == pytest.approx(max(clear["p_holm"], noisy["permutation_p"]))
     assert "p_holm" not in paired.get("ltr_augmented - bm25", {}).get("all", {})
+
+
+def test_shared_synthetic_rows_equal_to_a_test_query_are_dropped_per_seed(data, tmp_path):
+    """Even with no per-seed augmenter: a validation split holds out queries that were
+    training queries when the shared synthetic rows were decontaminated."""
+    parts = split(data, "by_query", seed=0, test_fraction=0.4)
+    held_out = parts.test.queries["text"].iloc[0]
+    prov = {"origin": "synthetic", "augmenter": "synthetic_queries"}
+    item = parts.train.items["item_id"].iloc[0]
+    synthetic = data.replace(
+        items=data.items.iloc[:0], interactions=data.interactions.iloc[:0],
+        queries=pd.DataFrame([{"query_id": "s-copy", "text": held_out, **prov},
+                              {"query_id": "s-new", "text": "walnut wine shelf", **prov}]),
+        judgments=pd.DataFrame([{"query_id": q, "item_id": item, "grade": "4", **prov}
+                                for q in ("s-copy", "s-new")]))
+    cfg = SearchBenchConfig(per_seed_augment=[], progress=False)
+    augmented, dropped = augment_seed(parts.train, synthetic, parts.test, cfg,
+                                      RunContext(seed=0, run_dir=tmp_path, progress=False))
+    kept = set(augmented.queries.loc[augmented.queries["origin"] == "synthetic", "query_id"])
+    assert kept == {"s-new"}
+    assert dropped["queries"] == 1

@@ -183,10 +183,9 @@ def augment_seed(train: ShopData, synthetic: ShopData, test: ShopData,
                  cfg: SearchBenchConfig, ctx) -> tuple[ShopData, dict[str, int]]:
     """One seed's augmented training side: its real rows, the shared synthetic rows and
     what the per-seed augmenters add from that seed's labels; decontaminated against
-    that seed's test side."""
+    that seed's test side (even with no per-seed augmenter: a validation split's held-out
+    queries were training queries when the shared rows were decontaminated)."""
     augmented = _with_synthetic(train, synthetic)
-    if not cfg.per_seed_augment:
-        return augmented, {}
     for spec in cfg.per_seed_augment:
         start = time.perf_counter()
         config = dict(spec.get("config", {}))
