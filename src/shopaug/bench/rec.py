@@ -25,6 +25,7 @@ import pandas as pd
 
 from shopaug import registry
 from shopaug.artifacts import atomic_write_json
+from shopaug.bench import record_quality
 from shopaug.data.bundle import ShopData
 from shopaug.data.split import Split, split
 from shopaug.evaluate.rec import per_user_metrics
@@ -324,9 +325,7 @@ def run_rec_benchmark(data: ShopData, out_dir: str | Path, cfg: RecBenchConfig,
 
         quality = assess(augmented, test=parts.test, prompts=ctx.audit)
         atomic_write_json(out_dir / "quality.json", quality.to_dict())
-        summary["quality_passed"], summary["quality"] = quality.passed, quality.verdict()
-        if not quality.passed:
-            log.warning("%s", summary["quality"])
+        record_quality(summary, quality, log)
     per_user.to_csv(out_dir / "per_user.csv", index=False)
     report.to_csv(out_dir / "augment_report.csv", index=False)
     synthetic = augmented.interactions[augmented.interactions["origin"] == "synthetic"]

@@ -25,6 +25,7 @@ import pandas as pd
 
 from shopaug import registry
 from shopaug.artifacts import atomic_write_json
+from shopaug.bench import record_quality
 from shopaug.data.bundle import ShopData
 from shopaug.data.split import Split, split
 from shopaug.evaluate.search import evaluate_search, query_slices
@@ -346,10 +347,7 @@ def run_search_benchmark(data: ShopData, out_dir: str | Path, cfg: SearchBenchCo
     summary["per_seed_augment"] = {str(k): v for k, v in per_seed.items()}
     summary["llm"] = ctx._llm.ledger.to_dict() if ctx._llm is not None else None
     if needs_aug:
-        report = write_quality(data, synthetic, cfg, ctx, out_dir)
-        summary["quality_passed"], summary["quality"] = report.passed, report.verdict()
-        if not report.passed:
-            log.warning("%s", summary["quality"])
+        record_quality(summary, write_quality(data, synthetic, cfg, ctx, out_dir), log)
     per_query.to_csv(out_dir / "per_query.csv", index=False)
     synthetic.queries.merge(synthetic.judgments[["query_id", "item_id", "gain"]], on="query_id",
                             how="left").merge(data.items[["item_id", "title"]], on="item_id",
