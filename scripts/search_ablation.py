@@ -12,7 +12,10 @@ Writes SPEC.csv (per seed and query) next to the spec and prints the table.
 
 --validation: never look at the bench's test queries. Each seed's training side is
 split again by query (the same test fraction) and the arms are scored on that inner
-held-out side: the place to choose a default before the bench measures it. Writes
+held-out side: the place to choose a default before the bench measures it. The
+queries the generator could show as few-shot examples (those on the training side of
+every seed) are never held out, as in the bench: the inner held-out queries are drawn
+from the others, as many as the test fraction of the seed's training side. Writes
 SPEC.validation.csv.
 """
 
@@ -26,7 +29,12 @@ from pathlib import Path
 import pandas as pd
 
 from shopaug import registry
-from shopaug.bench.search import SearchBenchConfig, augment_seed
+from shopaug.bench.search import (
+    SearchBenchConfig,
+    augment_seed,
+    stable_train_queries,
+    validation_split,
+)
 from shopaug.data.bundle import ShopData
 from shopaug.data.loaders import load
 from shopaug.data.split import split
@@ -42,11 +50,12 @@ def main(data_path: str, synthetic_dir: str, spec_path: str, fmt: str = "crowdfl
     arms, base = spec["arms"], spec["base"]
     data = load(data_path, format=fmt).data
     synthetic = ShopData.load(synthetic_dir)
+    pool = stable_train_queries(data, list(seeds), test_fraction)
     rows = []
     for seed in seeds:
         parts = split(data, "by_query", seed=seed, test_fraction=test_fraction)
         if validation:  # the seed's test side stays unseen: hold out training queries
-            parts = split(parts.train, "by_query", seed=seed, test_fraction=test_fraction)
+            parts = validation_split(parts.train, seed, test_fraction, pool)
         trained: dict[str, ShopData] = {}
         for arm, (model, config, per_seed) in arms.items():
             start = time.perf_counter()

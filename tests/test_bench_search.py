@@ -15,6 +15,7 @@ from shopaug.bench.search import (
     run_search_benchmark,
     stable_train_queries,
     summarize,
+    validation_split,
 )
 from shopaug.data.split import split
 from shopaug.llm import LLM, FakeEngine, LLMCache
@@ -173,3 +174,17 @@ def test_shared_synthetic_rows_equal_to_a_test_query_are_dropped_per_seed(data, 
     kept = set(augmented.queries.loc[augmented.queries["origin"] == "synthetic", "query_id"])
     assert kept == {"s-new"}
     assert dropped["queries"] == 1
+
+
+def test_validation_split_never_holds_out_a_few_shot_pool_query(data):
+    """The few-shot pool stays on the training side, as in the bench; the held-out share
+    is kept by drawing more of the other queries."""
+    train = split(data, "by_query", seed=0, test_fraction=0.25).train
+    pool = set(train.queries["query_id"].iloc[:3])
+    for seed in range(5):
+        inner = validation_split(train, seed, 0.34, pool)
+        held = set(inner.test.queries["query_id"])
+        assert held and not held & pool
+        assert len(held) == round(0.34 * len(train.queries)) == 2
+        assert held.isdisjoint(inner.train.queries["query_id"])
+        assert len(inner.train.judgments) + len(inner.test.judgments) == len(train.judgments)

@@ -138,6 +138,23 @@ def stable_train_queries(data: ShopData, seeds: list[int], test_fraction: float)
     return set.intersection(*sides)
 
 
+def validation_split(train: ShopData, seed: int, test_fraction: float,
+                     keep: set[str]) -> Split:
+    """Hold out ``test_fraction`` of ``train``'s queries, none of them in ``keep`` (the
+    few-shot pool: a query shown in a prompt must not be scored)."""
+    queries, judgments = train.queries, train.judgments
+    pinned = queries["query_id"].isin(keep)
+    free = train.replace(queries=queries[~pinned],
+                         judgments=judgments[judgments["query_id"].isin(queries.loc[~pinned,
+                                                                                "query_id"])])
+    fraction = min(0.9, test_fraction * len(queries) / max(1, int((~pinned).sum())))
+    inner = split(free, "by_query", seed=seed, test_fraction=fraction)
+    held = set(inner.test.queries["query_id"])
+    return Split(train.replace(queries=queries[~queries["query_id"].isin(held)],
+                               judgments=judgments[~judgments["query_id"].isin(held)]),
+                 inner.test, kind="by_query")
+
+
 def generate(data: ShopData, cfg: SearchBenchConfig, ctx) -> tuple[ShopData, pd.DataFrame]:
     """Synthetic rows for the whole catalog, then filters; returns (synthetic-only bundle,
     filter report)."""
