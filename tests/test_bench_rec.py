@@ -90,3 +90,31 @@ def test_targets_pick_the_needy_and_merge_keeps_real_rows(data):
     merged = _merge(train, "x", train, out)
     assert len(merged.interactions) == len(train.interactions) + 2
     assert (merged.interactions["origin"] == "real").sum() == len(train.interactions)
+
+
+def test_validation_mode_never_reads_the_test_period(data, tmp_path):
+    """--validation: the augmenters, prompts and models see only the training side minus
+    its last period, and the scored users are those of that period."""
+    asked = []
+
+    def spy(request):
+        from shopaug.llm.fake import default_responder
+
+        asked.append(request)
+        return default_responder(request)
+
+    cfg = RecBenchConfig(seeds=[0], variants=["popularity", "itemknn", "itemknn_augmented"],
+                         augment=SMALL_AUGMENT[:3], progress=False, n_boot=100,
+                         validation=True)
+    llm = LLM(FakeEngine(spy), LLMCache(tmp_path / "c.sqlite"), progress=False)
+    result = run_rec_benchmark(data, tmp_path / "out", cfg, llm=llm)
+    outer = split(data, "temporal", test_days=30)
+    inner = split(outer.train, "temporal", test_days=30)
+    assert result["scored_on"] == "validation" and asked
+    assert pd.Timestamp(result["split"]["cut"]) == inner.cut < outer.cut
+    synthetic = pd.read_csv(tmp_path / "out" / "synthetic_interactions.csv",
+                            parse_dates=["timestamp"])
+    assert len(synthetic) and (synthetic["timestamp"] < inner.cut).all()
+    scored = pd.read_csv(tmp_path / "out" / "per_user.csv", dtype={"user_id": str})
+    assert set(scored["user_id"]) <= set(inner.test.interactions["user_id"].astype(str))
+    assert "VALIDATION" in (tmp_path / "out" / "summary.txt").read_text()

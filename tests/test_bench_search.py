@@ -13,6 +13,7 @@ from shopaug.bench.search import (
     SearchBenchConfig,
     augment_seed,
     run_search_benchmark,
+    seed_split,
     stable_train_queries,
     summarize,
     validation_split,
@@ -188,3 +189,36 @@ def test_validation_split_never_holds_out_a_few_shot_pool_query(data):
         assert len(held) == round(0.34 * len(train.queries)) == 2
         assert held.isdisjoint(inner.train.queries["query_id"])
         assert len(inner.train.judgments) + len(inner.test.judgments) == len(train.judgments)
+
+
+def test_validation_mode_scores_and_prompts_only_training_queries(data, tmp_path):
+    """--validation: every scored query is on its seed's training side, and no prompt
+    shows a query that any seed scores or tests."""
+    asked = []
+
+    def spy(request):
+        from shopaug.llm.fake import default_responder
+
+        asked.append(" ".join(c for _, c in request.messages))
+        return default_responder(request)
+
+    cfg = SearchBenchConfig(seeds=[0, 1], test_fraction=0.4, variants=CHEAP, progress=False,
+                            n_boot=200, validation=True)
+    llm = LLM(FakeEngine(spy), LLMCache(tmp_path / "c.sqlite"), progress=False)
+    summary = run_search_benchmark(data, tmp_path / "out", cfg, llm=llm)
+    assert summary["scored_on"] == "validation"
+    assert "VALIDATION" in (tmp_path / "out" / "summary.txt").read_text()
+    scored = pd.read_csv(tmp_path / "out" / "per_query.csv", dtype={"query_id": str})
+    shown = set()
+    for seed in (0, 1):
+        outer = split(data, "by_query", seed=seed, test_fraction=0.4)
+        inner = seed_split(data, seed, 0.4, validation=True)
+        ids = set(scored.loc[scored["seed"] == seed, "query_id"])
+        assert ids == set(inner.test.queries["query_id"])
+        assert ids <= set(outer.train.queries["query_id"])
+        shown |= set(outer.test.queries["text"]) | set(inner.test.queries["text"])
+    prompts = "\n".join(asked)
+    pool = stable_train_queries(data, [0, 1], 0.4, validation=True)
+    examples = set(data.queries.loc[data.queries["query_id"].isin(pool), "text"])
+    assert [t for t in examples if f'"{t}"' in prompts]  # the check below can see queries
+    assert not [t for t in shown if f'"{t}"' in prompts]

@@ -108,12 +108,18 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--seeds", type=int, default=3, help="number of query splits")
     search.add_argument("--variants", help="comma-separated subset of the model variants")
     search.add_argument("--config", help="YAML with augment/filters/overrides/test_fraction")
+    search.add_argument("--validation", action="store_true",
+                        help="score held-out training queries, never the test queries "
+                        "(for choosing settings)")
 
     rec = _bench_parser(bench_sub, "rec", "recommenders: real-only vs real+augmented",
                         "native, online_retail, amazon_reviews")
     rec.add_argument("--seeds", type=int, default=3, help="model seeds")
     rec.add_argument("--variants", help="comma-separated subset of the model variants")
     rec.add_argument("--config", help="YAML with split/augment/overrides/ablation/ks")
+    rec.add_argument("--validation", action="store_true",
+                     help="split the training side again and score its last period, never "
+                     "the test period (for choosing settings)")
 
     judge = _bench_parser(bench_sub, "judge", "LLM judge vs your human grades",
                           "native, crowdflower, esci, wands")

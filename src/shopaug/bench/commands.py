@@ -40,6 +40,8 @@ def _config(config_cls: type, variants: dict[str, Any], args: argparse.Namespace
     extra = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) if args.config else {}
     cfg = config_cls(seeds=list(range(args.seeds)), progress=not args.no_progress,
                      **(extra or {}))
+    if getattr(args, "validation", False):
+        cfg.validation = True
     if args.variants:
         cfg.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     named = [*cfg.variants, *getattr(cfg, "ablation", [])]

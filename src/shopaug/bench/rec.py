@@ -9,7 +9,9 @@ test users: Recall/NDCG/HR/MAP@k overall and on the cold-user, cold-item and
 long-tail slices, mean over (seed, user) with a 95% bootstrap interval that
 resamples users (a user scored under every seed is one unit), and paired
 differences augmented minus real. With ``ablation`` on, the chosen variants are
-also trained with each augmenter alone.
+also trained with each augmenter alone. With ``validation`` on, the training side is
+split again the same way and everything runs inside it, so settings can be chosen
+without reading the test period.
 """
 
 from __future__ import annotations
@@ -113,6 +115,10 @@ class RecBenchConfig:
     #: keeps and counts them (``decontaminated.interactions_kept``); the quality check
     #: ``test_interaction_overlap_share`` still fails a run where they are too many.
     decontaminate_interactions: bool = True
+    #: split the training side again the same way and score on its last period: the
+    #: test period is never read, not even by the augmenters. For choosing settings
+    #: before the bench measures them
+    validation: bool = False
     n_boot: int = 2000
     progress: bool = True
 
@@ -266,7 +272,10 @@ def summarize(per_user: pd.DataFrame, ks: list[int], n_boot: int = 2000) -> dict
 def write_table(summary: dict[str, Any]) -> str:
     metric = summary["metrics"][0]
     slices = ["all", "cold_users", "cold_items", "long_tail"]
-    lines = [f"{metric} (mean over (seed, test user), 95% interval resampling users, on 'all')", "",
+    where = (" on the VALIDATION period (the end of the training side)"
+             if summary.get("scored_on") == "validation" else "")
+    lines = [f"{metric} (mean over (seed, test user), 95% interval resampling users, on 'all')"
+             f"{where}", "",
              f"{'variant':<20}{'all':>8}  {'95% CI':<18}" + "".join(f"{s:>12}"
                                                                  for s in slices[1:])]
     for variant, res in summary["variants"].items():
@@ -299,6 +308,8 @@ def run_rec_benchmark(data: ShopData, out_dir: str | Path, cfg: RecBenchConfig,
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = cfg.split
     parts = split(data, spec["name"], seed=0, **spec.get("config", {}))
+    if cfg.validation:
+        parts = split(parts.train, spec["name"], seed=0, **spec.get("config", {}))
     ctx = RunContext(seed=0, run_dir=out_dir, progress=cfg.progress, llm_config=llm_config,
                      _llm=llm)
     timings: dict[str, float] = {}
@@ -319,6 +330,7 @@ def run_rec_benchmark(data: ShopData, out_dir: str | Path, cfg: RecBenchConfig,
     summary["split"] = parts.report()
     summary["synthetic_counts"] = augmented.origin_counts()
     summary["seeds"] = cfg.seeds
+    summary["scored_on"] = "validation" if cfg.validation else "test"
     summary["llm"] = ctx._llm.ledger.to_dict() if ctx._llm is not None else None
     if needs_aug:
         from shopaug.quality.report import assess

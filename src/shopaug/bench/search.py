@@ -10,6 +10,8 @@ query's judged candidates). Synthetic rows that happen to equal a query on the t
 side of any seed (or one of its judged pairs) are dropped before training. Results:
 NDCG@10 mean over (seed, query) with a 95% bootstrap interval that resamples queries
 (a query tested under several seeds is one unit), and paired differences augmented minus real.
+With ``validation`` on, each seed is scored on held-out training queries instead, so
+settings can be chosen without looking at any test query.
 """
 
 from __future__ import annotations
@@ -127,21 +129,38 @@ class SearchBenchConfig:
     #: rerun on the same pairs loads them instead of training; "default":
     #: $SHOPAUG_CACHE_DIR/encoders; None: train every time
     encoder_cache: str | None = "default"
+    #: split every seed's training queries again and score the held-out part (the
+    #: few-shot pool is then drawn from the inner training sides), never the test
+    #: queries: the place to choose settings before the bench measures them
+    validation: bool = False
     n_boot: int = 2000
     progress: bool = True
 
 
-def stable_train_queries(data: ShopData, seeds: list[int], test_fraction: float) -> set[str]:
+def seed_split(data: ShopData, seed: int, test_fraction: float,
+               validation: bool = False) -> Split:
+    """One seed's query split; with ``validation``, its training side split again the
+    same way, the held-out training queries taking the test side's place."""
+    parts = split(data, "by_query", seed=seed, test_fraction=test_fraction)
+    if validation:
+        parts = split(parts.train, "by_query", seed=seed, test_fraction=test_fraction)
+    return parts
+
+
+def stable_train_queries(data: ShopData, seeds: list[int], test_fraction: float,
+                         validation: bool = False) -> set[str]:
     """Query ids on the training side of every seed's split: the only safe few-shot pool."""
-    sides = [set(split(data, "by_query", seed=s, test_fraction=test_fraction)
-                 .train.queries["query_id"]) for s in seeds]
+    sides = [set(seed_split(data, s, test_fraction, validation).train.queries["query_id"])
+             for s in seeds]
     return set.intersection(*sides)
 
 
 def validation_split(train: ShopData, seed: int, test_fraction: float,
                      keep: set[str]) -> Split:
-    """Hold out ``test_fraction`` of ``train``'s queries, none of them in ``keep`` (the
-    few-shot pool: a query shown in a prompt must not be scored)."""
+    """Hold out ``test_fraction`` of ``train``'s queries, none of them in ``keep``: for
+    scoring on validation with synthetic data generated for the test protocol (whose
+    few-shot pool ``keep`` must not be scored). ``seed_split(..., validation=True)`` is
+    the bench's own validation protocol."""
     queries, judgments = train.queries, train.judgments
     pinned = queries["query_id"].isin(keep)
     free = train.replace(queries=queries[~pinned],
@@ -158,7 +177,7 @@ def validation_split(train: ShopData, seed: int, test_fraction: float,
 def generate(data: ShopData, cfg: SearchBenchConfig, ctx) -> tuple[ShopData, pd.DataFrame]:
     """Synthetic rows for the whole catalog, then filters; returns (synthetic-only bundle,
     filter report)."""
-    pool = stable_train_queries(data, cfg.seeds, cfg.test_fraction)
+    pool = stable_train_queries(data, cfg.seeds, cfg.test_fraction, cfg.validation)
     queries = data.queries[data.queries["query_id"].isin(pool)]
     judgments = data.judgments[data.judgments["query_id"].isin(pool)]
     gen = data.replace(queries=queries, judgments=judgments)
@@ -231,7 +250,7 @@ def run_variants(data: ShopData, synthetic: ShopData, cfg: SearchBenchConfig, ct
     bar = tqdm(total=len(cfg.seeds) * len(cfg.variants), desc="search bench", unit="fit",
                disable=not cfg.progress)
     for seed in cfg.seeds:
-        parts: Split = split(data, "by_query", seed=seed, test_fraction=cfg.test_fraction)
+        parts = seed_split(data, seed, cfg.test_fraction, cfg.validation)
         slices[seed] = query_slices(parts)
         start = time.perf_counter()
         seed_ctx = (replace(ctx, seed=seed) if ctx is not None
@@ -311,8 +330,10 @@ def summarize(per_query: pd.DataFrame, slices: dict[int, dict[str, set[str]]],
 
 def write_table(summary: dict[str, Any]) -> str:
     """A plain-text table of the summary for the terminal and the closing notes."""
+    where = (" on VALIDATION queries (held out of each seed's training side)"
+             if summary.get("scored_on") == "validation" else "")
     lines = ["NDCG@10 with exponential gains (2^rel - 1); mean over (seed, query) with a "
-             "95% interval resampling queries", "",
+             f"95% interval resampling queries{where}", "",
              f"{'variant':<22}{'NDCG@10':>9}  95% CI            cold_items"]
     for variant, res in summary["variants"].items():
         a, c = res["all"], res.get("cold_items", {})
@@ -361,6 +382,7 @@ def run_search_benchmark(data: ShopData, out_dir: str | Path, cfg: SearchBenchCo
     summary["timings_seconds"] = {k: round(v, 2) for k, v in timings.items()}
     summary["synthetic_counts"] = synthetic.counts()
     summary["seeds"] = cfg.seeds
+    summary["scored_on"] = "validation" if cfg.validation else "test"
     summary["per_seed_augment"] = {str(k): v for k, v in per_seed.items()}
     summary["llm"] = ctx._llm.ledger.to_dict() if ctx._llm is not None else None
     if needs_aug:
@@ -381,7 +403,7 @@ def run_search_benchmark(data: ShopData, out_dir: str | Path, cfg: SearchBenchCo
 
 def _sides(data: ShopData, cfg: SearchBenchConfig) -> tuple[ShopData, ShopData]:
     """(queries on the training side of every seed, queries on the test side of any)."""
-    pool = stable_train_queries(data, cfg.seeds, cfg.test_fraction)
+    pool = stable_train_queries(data, cfg.seeds, cfg.test_fraction, cfg.validation)
     in_pool = data.queries["query_id"].isin(pool)
     j_in_pool = data.judgments["query_id"].isin(pool)
     return (data.replace(queries=data.queries[in_pool], judgments=data.judgments[j_in_pool]),
