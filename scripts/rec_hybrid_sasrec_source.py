@@ -7,7 +7,6 @@ before; HS: with SASRec.) Adopted in the bench.
     SHOPAUG_CACHE_DIR=... OMP_WAIT_POLICY=PASSIVE \
         python scripts/rec_hybrid_sasrec_source.py online_retail.parquet
 """
-import copy
 import logging
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from shopaug import registry
-from shopaug.bench.rec import DEFAULT_AUGMENT, VARIANTS, augment
+from shopaug.bench.rec import BASE_SOURCES, DEFAULT_AUGMENT, augment
 from shopaug.data.loaders import load
 from shopaug.data.split import split
 from shopaug.evaluate.rec import per_user_metrics
@@ -29,12 +28,10 @@ valid = split(parts.train, "temporal", seed=0, test_days=30)
 ctx = RunContext(seed=0, run_dir=Path("rec-hybrid-sasrec"), progress=False)
 merged, _, _ = augment(valid.train, DEFAULT_AUGMENT, ctx)
 merged, _ = decontaminate(merged, valid.test, interactions=True)
-base = {"sources": [s for s in VARIANTS["hybrid_real"][1]["sources"]
-                    if s["name"] != "sasrec"]}
+base = {"sources": BASE_SOURCES}
 sas = {"name": "sasrec", "n": 50, "config": {"epochs": 10}}
-with_sas_real = {"sources": [*copy.deepcopy(base["sources"]), sas]}
-with_sas_aug = {"sources": [*copy.deepcopy(base["sources"]),
-                            {**sas, "augmenters": ["sequence_augment"]}]}
+with_sas_real = {"sources": [*BASE_SOURCES, sas]}
+with_sas_aug = {"sources": [*BASE_SOURCES, {**sas, "augmenters": ["sequence_augment"]}]}
 arms = {"H_real": (base, valid.train), "H_aug": (base, merged),
         "HS_real": (with_sas_real, valid.train), "HS_aug": (with_sas_aug, merged)}
 res = {}

@@ -37,7 +37,8 @@ from shopaug.quality.decontaminate import decontaminate
 log = logging.getLogger(__name__)
 
 CONTENT_SOURCE = {"name": "content", "n": 50, "config": {"grounded_only": True}}
-_SOURCES = [{"name": "popularity", "n": 50}, {"name": "itemknn", "n": 50},
+#: the hybrid's sources other than SASRec
+BASE_SOURCES = [{"name": "popularity", "n": 50}, {"name": "itemknn", "n": 50},
             {"name": "als", "n": 50}, CONTENT_SOURCE]
 # SASRec as a fifth source, trained on the sequence_augment rows in the augmented twin
 # (as sasrec_augmented). Validation window, 3 seeds (scripts/rec_hybrid_sasrec_source.py;
@@ -46,8 +47,8 @@ _SOURCES = [{"name": "popularity", "n": 50}, {"name": "itemknn", "n": 50},
 # augmented without SASRec 0.1807; augmented with SASRec 0.1827 (+0.0025* over its
 # real twin, +0.0011 n.s. over the real hybrid without SASRec).
 _SASREC_SOURCE = {"name": "sasrec", "n": 50, "config": {"epochs": 10}}
-_SOURCES_REAL = [*_SOURCES, _SASREC_SOURCE]
-_SOURCES_AUGMENTED = [*_SOURCES, {**_SASREC_SOURCE, "augmenters": ["sequence_augment"]}]
+_SOURCES_REAL = [*BASE_SOURCES, _SASREC_SOURCE]
+_SOURCES_AUGMENTED = [*BASE_SOURCES, {**_SASREC_SOURCE, "augmenters": ["sequence_augment"]}]
 
 #: variant -> (registry name, config, trained on augmented data?)
 VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
