@@ -39,6 +39,11 @@ DCR_LABELS = ["0 (copy)", "0-0.1", *[f"{0.1 * i:.1f}-{0.1 * (i + 1):.1f}" for i 
 
 _STREET = ("street|st|road|rd|avenue|ave|boulevard|blvd|lane|ln|drive|dr|way|court|ct|"
            "place|pl|terrace|highway|hwy")
+_UNITS = ("(?:gb|tb|mb|kb|mah|mm|cm|m|in|inch|inches|ft|oz|lb|lbs|ml|l|w|v|pack|pk|pcs|pc|"
+          "piece|pieces|count|ct|set|sets)")
+_NOT_STORAGE = "".join(f"(?<!{word} )" for word in (
+    "hard", "flash", "disk", "disc", "thumb", "usb", "pen", "optical", "state", "dvd", "cd",
+    "blu-ray", "tape", "zip", "jump", "external"))
 PATTERNS: dict[str, re.Pattern[str]] = {
     "email": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
     "card": re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"),
@@ -49,9 +54,12 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         # a product code), but Chinese text may touch it ("手机13812345678")
         r"|(?<![A-Za-z0-9_])1[3-9]\d{9}(?![A-Za-z0-9_])"),
     # a number, one to three name words, a street word, then the end, a comma, a number
-    # or a unit: "221 Baker Street, London" but not "2 pack road bike"
+    # or a unit: "221 Baker Street, London" but not "2 pack road bike". Not a decimal or
+    # a quantity ("usb 3.0 ...", "500 gb ..."), nor a storage drive: "canvio 500 gb
+    # portable hard drive" failed a search bench's privacy check
     "address": re.compile(
-        rf"\b\d{{1,5}}\s+(?:[^\W\d_][\w'.-]*\s+){{1,3}}(?:{_STREET})\b\.?"
+        rf"(?<![\d.,])\b\d{{1,5}}\s+(?!{_UNITS}\b)(?:[^\W\d_][\w'.-]*\s+){{1,3}}"
+        rf"{_NOT_STORAGE}(?:{_STREET})\b\.?"
         r"(?=\s*(?:$|[,;\n]|\d|apt\b|suite\b|unit\b|#))"
         r"|[\u4e00-\u9fff]{1,12}(?:路|街|大道|巷|弄)\s*\d+\s*号", re.IGNORECASE),
 }
