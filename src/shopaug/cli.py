@@ -270,6 +270,7 @@ def _components() -> int:
 
 def _cache(args: argparse.Namespace) -> int:
     from shopaug.llm.cache import LLMCache
+    from shopaug.llm.packaged import packaged_info
     from shopaug.llm.weights import expanded_weights_dir, expanded_weights_info, prune_expanded
     from shopaug.models.search.encoder import (
         default_encoder_cache,
@@ -294,6 +295,7 @@ def _cache(args: argparse.Namespace) -> int:
     print(cache.info())
     print(trained_cache_info(encoders))
     print(expanded_weights_info(weights))
+    print(packaged_info(args.path))
     return 0
 
 

