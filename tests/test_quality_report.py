@@ -248,7 +248,7 @@ def test_pii_scan_finds_planted_values_only():
     assert kinds("2 pack road bike tyres") == kinds("5号电池 10节") == []
     assert kinds("12 Oak Drive") == kinds("9 Elm Dr, Leeds") == ["address"]
     # storage drives and quantities, as the stronger packaged model writes them
-    assert kinds("canvio 500 gb portable hard drive") == []
+    assert kinds("acme 500 gb portable hard drive") == []
     assert kinds("usb 3.0 portable hard drive") == kinds("2 tb external hard drive") == []
     assert kinds("4 pack usb flash drive") == kinds("1 terabyte solid state drive") == []
     assert kinds("ean 5012345678900 mug 350ml") == []  # 13 digits, Luhn-invalid

@@ -55,7 +55,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         r"|(?<![A-Za-z0-9_])1[3-9]\d{9}(?![A-Za-z0-9_])"),
     # a number, one to three name words, a street word, then the end, a comma, a number
     # or a unit: "221 Baker Street, London" but not "2 pack road bike". Not a decimal or
-    # a quantity ("usb 3.0 ...", "500 gb ..."), nor a storage drive: "canvio 500 gb
+    # a quantity ("usb 3.0 ...", "500 gb ..."), nor a storage drive: "<brand> 500 gb
     # portable hard drive" failed a search bench's privacy check
     "address": re.compile(
         rf"(?<![\d.,])\b\d{{1,5}}\s+(?!{_UNITS}\b)(?:[^\W\d_][\w'.-]*\s+){{1,3}}"
