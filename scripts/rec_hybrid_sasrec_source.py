@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from shopaug import registry
-from shopaug.bench.rec import BASE_SOURCES, DEFAULT_AUGMENT, augment
+from shopaug.bench.rec import BASE_SOURCES, DEFAULT_AUGMENT, VARIANTS, augment
 from shopaug.data.loaders import load
 from shopaug.data.split import split
 from shopaug.evaluate.rec import per_user_metrics
@@ -29,9 +29,8 @@ ctx = RunContext(seed=0, run_dir=Path("rec-hybrid-sasrec"), progress=False)
 merged, _, _ = augment(valid.train, DEFAULT_AUGMENT, ctx)
 merged, _ = decontaminate(merged, valid.test, interactions=True)
 base = {"sources": BASE_SOURCES}
-sas = {"name": "sasrec", "n": 50, "config": {"epochs": 10}}
-with_sas_real = {"sources": [*BASE_SOURCES, sas]}
-with_sas_aug = {"sources": [*BASE_SOURCES, {**sas, "augmenters": ["sequence_augment"]}]}
+# the bench's hybrids, which have the SASRec source since this script adopted it
+with_sas_real, with_sas_aug = VARIANTS["hybrid_real"][1], VARIANTS["hybrid_augmented"][1]
 arms = {"H_real": (base, valid.train), "H_aug": (base, merged),
         "HS_real": (with_sas_real, valid.train), "HS_aug": (with_sas_aug, merged)}
 res = {}

@@ -25,6 +25,7 @@ import pandas as pd
 
 from shopaug import registry
 from shopaug.bench.rec import DEFAULT_AUGMENT, augment
+from shopaug.cli import parse_option
 from shopaug.data.loaders import load
 from shopaug.data.split import split
 from shopaug.evaluate.stats import paired_difference
@@ -51,6 +52,7 @@ def main() -> None:
     parser.add_argument("--period", choices=["validation", "test"], default="validation")
     parser.add_argument("--out", default="rec-new-arrivals")
     parser.add_argument("--llm", action="append", default=[], metavar="KEY=VALUE",
+                        type=parse_option,
                         help="llm option, e.g. model=qwen2.5-coder-1.5b")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -59,7 +61,7 @@ def main() -> None:
     if args.period == "validation":
         parts = split(parts.train, "temporal", seed=0, test_days=30)
     enrich = [spec for spec in DEFAULT_AUGMENT if spec["name"] == "item_enrichment"]
-    llm = LLMConfig(**dict(option.split("=", 1) for option in args.llm))
+    llm = LLMConfig(**dict(args.llm))
     ctx = RunContext(seed=0, run_dir=Path(args.out), progress=True, llm_config=llm)
     enriched, _, _ = augment(parts.train, enrich, ctx)
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from shopaug import __version__
 
 
-def _parse_option(text: str) -> tuple[str, object]:
+def parse_option(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(f"--option takes KEY=VALUE, got {text!r}")
@@ -30,9 +30,9 @@ def _bench_parser(bench_sub, name: str, help_text: str,
     bench.add_argument("--data", required=True, help="data directory or file")
     bench.add_argument("--format", default="native", help=formats)
     bench.add_argument("--out", required=True, help="output directory")
-    bench.add_argument("--option", action="append", default=[], type=_parse_option,
+    bench.add_argument("--option", action="append", default=[], type=parse_option,
                        metavar="KEY=VALUE", help="loader option")
-    bench.add_argument("--llm", action="append", default=[], type=_parse_option,
+    bench.add_argument("--llm", action="append", default=[], type=parse_option,
                        metavar="KEY=VALUE", help="llm option, e.g. engine=openai")
     bench.add_argument("--no-progress", action="store_true")
     return bench
@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("path", help="data directory or file")
     inspect.add_argument("--format", default="native",
                          help="native, online_retail, esci, wands, crowdflower, amazon_reviews")
-    inspect.add_argument("--option", action="append", default=[], type=_parse_option,
+    inspect.add_argument("--option", action="append", default=[], type=parse_option,
                          metavar="KEY=VALUE", help="loader option, e.g. on_bad_rows=quarantine")
 
     run = sub.add_parser("run", help="run a pipeline config (YAML)")
@@ -66,13 +66,13 @@ def _parser() -> argparse.ArgumentParser:
         "quality checks, statistics and an HTML report")
     experiment.add_argument("config", help="path to the experiment YAML")
     experiment.add_argument("--out", help="output directory (overrides the config's output:)")
-    experiment.add_argument("--llm", action="append", default=[], type=_parse_option,
+    experiment.add_argument("--llm", action="append", default=[], type=parse_option,
                             metavar="KEY=VALUE", help="llm option, e.g. engine=fake")
     experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     demo = sub.add_parser("demo", help="run the demo experiment on the shipped demo data")
     demo.add_argument("--out", default="runs", help="output directory (default: runs)")
-    demo.add_argument("--llm", action="append", default=[], type=_parse_option,
+    demo.add_argument("--llm", action="append", default=[], type=parse_option,
                       metavar="KEY=VALUE", help="llm option (default: the embedded model)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("run_dir", metavar="RUN_DIR", help="experiment run directory")
     serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    serve.add_argument("--llm", action="append", default=[], type=_parse_option,
+    serve.add_argument("--llm", action="append", default=[], type=parse_option,
                        metavar="KEY=VALUE", help="llm option for /augment/queries "
                        "(default: the run's own llm settings)")
 
@@ -125,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
                           "native, crowdflower, esci, wands")
     judge.add_argument("--pairs", type=int, default=300, help="held-out pairs to judge")
     judge.add_argument("--seed", type=int, default=0)
-    judge.add_argument("--judge", action="append", default=[], type=_parse_option,
+    judge.add_argument("--judge", action="append", default=[], type=parse_option,
                        metavar="KEY=VALUE", help="llm_judge option, e.g. scale=1-4")
 
     model = sub.add_parser("model", help="stronger local models packaged on PyPI")

