@@ -3,6 +3,7 @@ structured output, prompt templates, failure isolation."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -431,3 +432,20 @@ def test_grammar_follows_the_authors_property_order() -> None:
     ordered = author_order(schema)
     assert list(ordered["properties"]) == ["grade", "confidence", "extra"]
     assert list(ordered["properties"]["extra"]["properties"]) == ["b", "a"]
+
+
+def test_fake_answers_are_two_word_ngrams_even_from_the_last_word():
+    from shopaug.llm.fake import default_responder
+
+    schema = {"type": "object", "properties": {
+        "queries": {"type": "array", "items": {"type": "string"}},
+        "note": {"type": "string"}}}
+    texts = []
+    for seed in range(40):  # some seeds start an n-gram on the prompt's last word
+        request = ChatRequest.chat([("user", '{"title": "red mug"} write queries')],
+                                   schema=schema, seed=seed)
+        answer = json.loads(default_responder(request))
+        texts += [*answer["queries"], answer["note"]]
+    assert all(len(text.split()) == 2 for text in texts), texts
+    one_word = ChatRequest.chat([("user", '{"title": "mug"}')], schema=schema)
+    assert json.loads(default_responder(one_word))["note"] == "mug"

@@ -63,6 +63,12 @@ def _data_words(prompt: str) -> list[str]:
     return out
 
 
+def _ngram(words: list[str], start: int, n: int) -> str:
+    """``n`` consecutive words from ``start``, wrapping past the end: a start on the
+    last word still gives n words (unless the prompt has fewer)."""
+    return " ".join(words[(start + j) % len(words)] for j in range(min(n, len(words))))
+
+
 def _object(schema: dict, words: list[str], data: list[str], digest: int) -> dict[str, object]:
     out: dict[str, object] = {}
     for i, (name, prop) in enumerate(schema.get("properties", {}).items()):
@@ -70,8 +76,7 @@ def _object(schema: dict, words: list[str], data: list[str], digest: int) -> dic
         if kind == "array" and prop.get("items", {}).get("type", "string") == "string" \
                 and "enum" not in prop.get("items", {}):
             n = max(prop.get("minItems", 1), min(prop.get("maxItems", 3), 3))
-            out[name] = [" ".join(words[(digest + i + j) % len(words):][:2] or words[:2])
-                         for j in range(n)]
+            out[name] = [_ngram(words, digest + i + j, 2) for j in range(n)]
         else:
             out[name] = _value(prop, words, data, digest, i)
     return out
@@ -100,7 +105,7 @@ def _value(prop: dict, words: list[str], data: list[str], digest: int, i: int) -
         return lo + (hi - lo) * (digest % 100) / 100
     if kind == "boolean":
         return bool(digest % 2)
-    text = " ".join(data[(digest + i) % len(data):][:2] or data[:2])
+    text = _ngram(data, digest + i, 2)
     return text[: prop.get("maxLength", len(text))].strip() or "item"
 
 
