@@ -4,6 +4,8 @@ LLM and the quick model variants."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -118,3 +120,35 @@ def test_validation_mode_never_reads_the_test_period(data, tmp_path):
     scored = pd.read_csv(tmp_path / "out" / "per_user.csv", dtype={"user_id": str})
     assert set(scored["user_id"]) <= set(inner.test.interactions["user_id"].astype(str))
     assert "VALIDATION" in (tmp_path / "out" / "summary.txt").read_text()
+
+
+def test_a_defined_variant_pair_is_benchmarked_and_reported(tmp_path, capsys):
+    """`define:` in --config: a user's own twins run with the same protocol, get their
+    paired difference, and the HTML report shows their lift."""
+    import yaml
+
+    from shopaug.cli import main
+    from shopaug.report.sources import load_report_model
+
+    # the README's example, so it cannot drift from the code
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    example = next(block for block in re.findall(r"```yaml\n(.*?)```", readme, re.S)
+                   if "knn10_real" in block)
+    (tmp_path / "bench.yaml").write_text(yaml.safe_dump({
+        **yaml.safe_load(example), "variants": ["popularity", "knn10_real", "knn10_augmented"],
+        "augment": [{"name": "sequence_augment", "config": {"max_history": 10}}],
+        "compare": [["knn10_real", "popularity"]], "n_boot": 100}))
+    out = tmp_path / "out"
+    assert main(["bench", "rec", "--data", "shopaug:demo", "--format", "online_retail",
+                 "--out", str(out), "--seeds", "1", "--no-progress",
+                 "--config", str(tmp_path / "bench.yaml")]) == 0
+    assert "knn10_augmented - knn10_real" in capsys.readouterr().out
+    written = json.loads((out / "metrics.json").read_text())
+    assert written["pairs"] == {"knn10_augmented": "knn10_real"}
+    assert written["best"] == {"augmented": "knn10_augmented",
+                               "real": max(["popularity", "knn10_real"], key=lambda v: written[
+                                   "variants"][v]["all"]["recall@20"]["mean"])}
+    assert "knn10_real - popularity" in written["paired"]  # asked for under compare
+    report = load_report_model(out)
+    assert {(row["model"], row["arm"]) for row in report["lift"]} == {("knn10", "augmented")}
+    assert ("knn10_real", "popularity") in {(c["a"], c["b"]) for c in report["comparisons"]}

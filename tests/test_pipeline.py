@@ -172,3 +172,43 @@ def test_bench_commands_refuse_unknown_variants_before_any_work(task, known, tmp
     assert "unknown variants ['no_such_model']" in capsys.readouterr().err
     assert main([*args, "--config", str(config)]) == 2
     assert "unknown variants ['no_such_model']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("task", "model", "builtin"), [("search", "bm25", "bm25"),
+                                                     ("rec", "itemknn", "popularity")])
+@pytest.mark.parametrize(("define", "error"), [
+    ({"{builtin}": {"model": "{model}"}}, "'{builtin}' is a built-in variant"),
+    ({"mine": {"model": "no_such_model"}}, "define: mine: no "),
+    ({"mine": {"model": "{model}", "epochs": 2}}, "define: mine: Extra inputs"),
+    ({"a": {"model": "{model}", "augmented": True},
+      "b": {"model": "{model}", "augmented": True, "twin": "a"}}, "twin 'a' is not a real-only"),
+    ({"a": {"model": "{model}"}, "b": {"model": "{model}", "twin": "a"}}, "is not augmented"),
+])
+def test_defined_variants_are_checked_before_any_work(task, model, builtin, define, error,
+                                                      tmp_path, capsys):
+    import yaml
+
+    from shopaug.cli import main
+
+    def fill(value):
+        return value.format(model=model, builtin=builtin) if isinstance(value, str) else value
+
+    define = {fill(name): {k: fill(v) for k, v in spec.items()} for name, spec in define.items()}
+    config = tmp_path / "bench.yaml"
+    config.write_text(yaml.safe_dump({"define": define}))
+    args = ["bench", task, "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path),
+            "--config", str(config)]
+    assert main(args) == 2
+    assert fill(error) in capsys.readouterr().err
+
+
+def test_rec_compare_names_two_running_variants(tmp_path, capsys):
+    from shopaug.cli import main
+
+    config = tmp_path / "bench.yaml"
+    config.write_text("variants: [popularity, itemknn]\ncompare: [[itemknn, als_real]]\n")
+    args = ["bench", "rec", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path),
+            "--config", str(config)]
+    assert main(args) == 2
+    assert "compare: ['itemknn', 'als_real'] must be two of the variants" in \
+        capsys.readouterr().err

@@ -4,7 +4,6 @@ parser itself lives in `shopaug.cli`)."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 
 def data_path(value: str) -> str:
@@ -28,9 +27,9 @@ def _llm(args: argparse.Namespace):
     return LLMConfig(**{"progress": not args.no_progress, **dict(args.llm)})
 
 
-def _config(config_cls: type, variants: dict[str, Any], args: argparse.Namespace):
+def _config(config_cls: type, args: argparse.Namespace):
     """The bench config from ``--seeds``, ``--config`` (YAML) and ``--variants``; every
-    variant named (also in an ablation) must exist."""
+    variant named (also in an ablation) must exist, built in or under ``define``."""
     from pathlib import Path
 
     import yaml
@@ -44,10 +43,15 @@ def _config(config_cls: type, variants: dict[str, Any], args: argparse.Namespace
         cfg.validation = True
     if args.variants:
         cfg.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    variants = cfg.table()[0]
     named = [*cfg.variants, *getattr(cfg, "ablation", [])]
     unknown = sorted({v for v in named if v not in variants})
     if unknown:
         raise ConfigError(f"unknown variants {unknown}; known: {list(variants)}")
+    for pair in getattr(cfg, "compare", []):
+        if len(pair) != 2 or not set(pair) <= set(cfg.variants):
+            raise ConfigError(f"compare: {pair} must be two of the variants that run "
+                              f"({cfg.variants})")
     return cfg
 
 
@@ -62,7 +66,7 @@ def bench_twins(args: argparse.Namespace) -> int:
 
     module = importlib.import_module(f"shopaug.bench.{args.bench_command}")
     config_cls, run = (getattr(module, name) for name in _TWIN_BENCHES[args.bench_command])
-    cfg = _config(config_cls, module.VARIANTS, args)
+    cfg = _config(config_cls, args)
     summary = run(_load(args), args.out, cfg, llm_config=_llm(args))
     print(module.write_table(summary))
     print(f"\nwritten to {args.out}/metrics.json")

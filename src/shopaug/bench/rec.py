@@ -28,6 +28,7 @@ import pandas as pd
 from shopaug import registry
 from shopaug.artifacts import atomic_write_json
 from shopaug.bench import record_quality
+from shopaug.bench.variants import VariantTable, variant_table
 from shopaug.data.bundle import ShopData
 from shopaug.data.split import Split, split
 from shopaug.evaluate.rec import per_user_metrics
@@ -127,8 +128,21 @@ class RecBenchConfig:
     #: test period is never read, not even by the augmenters. For choosing settings
     #: before the bench measures them
     validation: bool = False
+    #: variants of your own, run with the built-in ones: name -> {model, config,
+    #: augmented, twin} (see `shopaug.bench.variants`)
+    define: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: more paired differences to report, [a, b] for a minus b (twins are paired anyway)
+    compare: list[list[str]] = field(default_factory=list)
     n_boot: int = 2000
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.define and self.variants == list(VARIANTS):
+            self.variants = [*self.variants, *self.define]
+
+    def table(self) -> tuple[VariantTable, dict[str, str]]:
+        """(variants, augmented -> real twin), the built-in ones and ``define``."""
+        return variant_table(VARIANTS, PAIRS, self.define, "recommender")
 
 
 # -- augmentation ------------------------------------------------------------------
@@ -212,7 +226,7 @@ def augment(train: ShopData, specs: list[dict[str, Any]], ctx
 
 def _fit_eval(variant: str, data: ShopData, parts: Split, cfg: RecBenchConfig,
               seed: int) -> pd.DataFrame:
-    name, config, _ = VARIANTS[variant]
+    name, config, _ = cfg.table()[0][variant]
     config = {**config, **cfg.overrides.get(variant, {})}
     model = registry.create("recommender", name, config).fit(data, seed=seed)
     return per_user_metrics(model, parts.train, parts, cfg.ks)
@@ -223,13 +237,14 @@ def run_variants(parts: Split, augmented: ShopData, cfg: RecBenchConfig
     from tqdm.auto import tqdm
 
     rows, seconds = [], {}
+    table = cfg.table()[0]
     bar = tqdm(total=len(cfg.seeds) * len(cfg.variants), desc="rec bench", unit="fit",
                disable=not cfg.progress)
     for seed in cfg.seeds:
         for variant in cfg.variants:
             bar.set_postfix_str(f"seed {seed} {variant}")
             start = time.perf_counter()
-            data = (augmented.keep_augmenters(cfg.use.get(variant)) if VARIANTS[variant][2]
+            data = (augmented.keep_augmenters(cfg.use.get(variant)) if table[variant][2]
                     else parts.train)
             rows.append(_fit_eval(variant, data, parts, cfg, seed).assign(
                 variant=variant, seed=seed))
@@ -239,7 +254,9 @@ def run_variants(parts: Split, augmented: ShopData, cfg: RecBenchConfig
     return pd.concat(rows, ignore_index=True), seconds
 
 
-def summarize(per_user: pd.DataFrame, ks: list[int], n_boot: int = 2000) -> dict[str, Any]:
+def summarize(per_user: pd.DataFrame, ks: list[int], n_boot: int = 2000,
+              table: VariantTable = VARIANTS, pairs: dict[str, str] = PAIRS,
+              compare: list[list[str]] | None = None) -> dict[str, Any]:
     metrics = [m for k in ks for m in (f"recall@{k}", f"ndcg@{k}")]
     out: dict[str, Any] = {"metrics": metrics, "variants": {}, "paired": {}}
     for (variant, slice_), frame in per_user.groupby(["variant", "slice"], sort=False):
@@ -262,14 +279,16 @@ def summarize(per_user: pd.DataFrame, ks: list[int], n_boot: int = 2000) -> dict
                            for m in metrics}
         return res
 
-    for aug, real in PAIRS.items():
+    for aug, real in pairs.items():
         if aug in variants and real in variants:
             out["paired"][f"{aug} - {real}"] = paired(aug, real)
+    for a, b in compare or []:
+        out["paired"].setdefault(f"{a} - {b}", paired(a, b))
     # the headline: best augmented model vs best real-only model, by overall recall
     first = metrics[0]
     means = {v: r["all"][first]["mean"] for v, r in out["variants"].items() if "all" in r}
-    aug = [v for v in means if VARIANTS.get(v, ("", {}, False))[2]]
-    real = [v for v in means if not VARIANTS.get(v, ("", {}, False))[2]]
+    aug = [v for v in means if table.get(v, ("", {}, False))[2]]
+    real = [v for v in means if not table.get(v, ("", {}, False))[2]]
     if aug and real:
         best_aug, best_real = max(aug, key=means.get), max(real, key=means.get)
         out["best"] = {"augmented": best_aug, "real": best_real}
@@ -322,7 +341,8 @@ def run_rec_benchmark(data: ShopData, out_dir: str | Path, cfg: RecBenchConfig,
                      _llm=llm)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    needs_aug = any(VARIANTS[v][2] for v in cfg.variants)
+    table, pairs = cfg.table()
+    needs_aug = any(table[v][2] for v in cfg.variants)
     augmented, alone, report = (augment(parts.train, cfg.augment, ctx) if needs_aug
                                 else (parts.train, {}, pd.DataFrame()))
     timings["augment"] = time.perf_counter() - start
@@ -330,7 +350,9 @@ def run_rec_benchmark(data: ShopData, out_dir: str | Path, cfg: RecBenchConfig,
                                        interactions=cfg.decontaminate_interactions)
     per_user, seconds = run_variants(parts, augmented, cfg)
     timings.update({f"fit+eval:{k}": v for k, v in seconds.items()})
-    summary = summarize(per_user, cfg.ks, cfg.n_boot)
+    summary = summarize(per_user, cfg.ks, cfg.n_boot, table, pairs, cfg.compare)
+    summary["pairs"] = {aug: real for aug, real in pairs.items()
+                        if aug in cfg.variants and real in cfg.variants}
     if cfg.ablation and alone:
         summary["ablation"] = ablation(parts, alone, cfg)
     summary["timings_seconds"] = {k: round(v, 2) for k, v in timings.items()}
@@ -365,8 +387,9 @@ def ablation(parts: Split, alone: dict[str, ShopData], cfg: RecBenchConfig
     metric = f"recall@{cfg.ks[0]}"
     seed = cfg.seeds[0]
     out: dict[str, dict[str, float]] = {}
+    pairs = cfg.table()[1]
     for variant in cfg.ablation:
-        twin = PAIRS.get(variant)
+        twin = pairs.get(variant)
         rows = {}
         if twin:
             frame = _fit_eval(twin, parts.train, parts, cfg, seed)

@@ -28,6 +28,7 @@ import pandas as pd
 from shopaug import registry
 from shopaug.artifacts import atomic_write_json
 from shopaug.bench import record_quality
+from shopaug.bench.variants import VariantTable, variant_table
 from shopaug.data.bundle import ShopData
 from shopaug.data.split import Split, split
 from shopaug.evaluate.search import evaluate_search, query_slices
@@ -133,8 +134,19 @@ class SearchBenchConfig:
     #: few-shot pool is then drawn from the inner training sides), never the test
     #: queries: the place to choose settings before the bench measures them
     validation: bool = False
+    #: variants of your own, run with the built-in ones: name -> {model, config,
+    #: augmented, twin} (see `shopaug.bench.variants`)
+    define: dict[str, dict[str, Any]] = field(default_factory=dict)
     n_boot: int = 2000
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.define and self.variants == list(VARIANTS):
+            self.variants = [*self.variants, *self.define]
+
+    def table(self) -> tuple[VariantTable, dict[str, str]]:
+        """(variants, augmented -> real twin), the built-in ones and ``define``."""
+        return variant_table(VARIANTS, PAIRS, self.define, "search_model")
 
 
 def seed_split(data: ShopData, seed: int, test_fraction: float,
@@ -247,6 +259,7 @@ def run_variants(data: ShopData, synthetic: ShopData, cfg: SearchBenchConfig, ct
     from shopaug.pipeline.runner import RunContext
 
     rows, slices, seconds = [], {}, {}
+    table = cfg.table()[0]
     bar = tqdm(total=len(cfg.seeds) * len(cfg.variants), desc="search bench", unit="fit",
                disable=not cfg.progress)
     for seed in cfg.seeds:
@@ -255,7 +268,7 @@ def run_variants(data: ShopData, synthetic: ShopData, cfg: SearchBenchConfig, ct
         start = time.perf_counter()
         seed_ctx = (replace(ctx, seed=seed) if ctx is not None
                     else RunContext(seed=seed, run_dir=Path("."), progress=cfg.progress))
-        needs_aug = any(VARIANTS[v][2] for v in cfg.variants)
+        needs_aug = any(table[v][2] for v in cfg.variants)
         augmented, dropped = (augment_seed(parts.train, synthetic, parts.test, cfg, seed_ctx)
                               if needs_aug else (parts.train, {}))
         if info is not None and needs_aug:
@@ -265,7 +278,7 @@ def run_variants(data: ShopData, synthetic: ShopData, cfg: SearchBenchConfig, ct
         seconds["per_seed_augment"] = (seconds.get("per_seed_augment", 0.0)
                                        + time.perf_counter() - start)
         for variant in cfg.variants:
-            name, config, uses_aug = VARIANTS[variant]
+            name, config, uses_aug = table[variant]
             config = {**config, **cfg.overrides.get(variant, {})}
             if name == "biencoder":
                 config = _with_encoder_cache(config, cfg)
@@ -283,7 +296,8 @@ def run_variants(data: ShopData, synthetic: ShopData, cfg: SearchBenchConfig, ct
 
 
 def summarize(per_query: pd.DataFrame, slices: dict[int, dict[str, set[str]]],
-              n_boot: int = 2000, metric: str = "ndcg@10") -> dict[str, Any]:
+              n_boot: int = 2000, metric: str = "ndcg@10",
+              pairs: dict[str, str] = PAIRS) -> dict[str, Any]:
     """Mean and interval per variant and slice, and paired differences."""
     def in_slice(frame: pd.DataFrame, name: str) -> pd.DataFrame:
         keep = [q in slices[s].get(name, set()) for s, q in zip(frame["seed"], frame["query_id"],
@@ -300,7 +314,7 @@ def summarize(per_query: pd.DataFrame, slices: dict[int, dict[str, set[str]]],
         out["variants"][variant]["all_metrics"] = {
             c: float(frame[c].mean()) for c in frame.columns if "@" in c}
     indexed = per_query.set_index(["seed", "query_id"])
-    for aug, real in PAIRS.items():
+    for aug, real in pairs.items():
         if aug not in out["variants"] or real not in out["variants"]:
             continue
         a = indexed[indexed["variant"] == aug][metric]
@@ -364,7 +378,8 @@ def run_search_benchmark(data: ShopData, out_dir: str | Path, cfg: SearchBenchCo
     ctx = RunContext(seed=0, run_dir=out_dir, progress=cfg.progress, llm_config=llm_config,
                      _llm=llm)
     start = time.perf_counter()
-    needs_aug = any(VARIANTS[v][2] for v in cfg.variants)
+    table, pairs = cfg.table()
+    needs_aug = any(table[v][2] for v in cfg.variants)
     synthetic, filter_report = (generate(data, cfg, ctx) if needs_aug
                                 else (ShopData(items=data.items.iloc[:0]), pd.DataFrame()))
     if needs_aug:
@@ -377,7 +392,9 @@ def run_search_benchmark(data: ShopData, out_dir: str | Path, cfg: SearchBenchCo
     per_seed: dict[int, Any] = {}
     per_query, slices, seconds = run_variants(data, synthetic, cfg, ctx, per_seed)
     timings.update({f"fit+eval:{k}": v for k, v in seconds.items()})
-    summary = summarize(per_query, slices, cfg.n_boot)
+    summary = summarize(per_query, slices, cfg.n_boot, pairs=pairs)
+    summary["pairs"] = {aug: real for aug, real in pairs.items()
+                        if aug in cfg.variants and real in cfg.variants}
     summary.update(summary_extra)
     summary["timings_seconds"] = {k: round(v, 2) for k, v in timings.items()}
     summary["synthetic_counts"] = synthetic.counts()

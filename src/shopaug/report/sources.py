@@ -152,12 +152,14 @@ def _csv_table(path: Path, title: str, note: str | None = None) -> dict[str, Any
 
 
 def bench_search_model(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
-    from shopaug.bench.search import PAIRS
+    from shopaug.bench.search import PAIRS as BUILTIN_PAIRS
 
+    # a run's own twins (its defined variants too); older runs did not write them
+    twins = metrics.get("pairs") or BUILTIN_PAIRS
     model = empty_model("bench_search", f"search bench: {path.name}", "search")
     metric = metrics.get("metric", "ndcg@10")
     variants: dict[str, Any] = metrics.get("variants") or {}
-    arms = variant_arms(list(variants), PAIRS)
+    arms = variant_arms(list(variants), twins)
     slices = sorted({s for r in variants.values() for s in r if s != "all_metrics"},
                     key=lambda s: (s != "all", s))
     extra = sorted({m for r in variants.values() for m in r.get("all_metrics", {})} - {metric})
@@ -175,7 +177,7 @@ def bench_search_model(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
                                          "lo": None, "hi": None, "n": None, "variant": v})
     for key, per_slice in (metrics.get("paired") or {}).items():
         aug, _, real = key.partition(" - ")
-        if PAIRS.get(aug) == real:
+        if twins.get(aug) == real:
             m, arm = arms[aug]
             for s, diff in per_slice.items():
                 base = _num((variants.get(real, {}).get(s) or {}).get("mean"))
@@ -230,12 +232,13 @@ def search_samples(path: Path) -> list[dict[str, Any]]:
 
 
 def bench_rec_model(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
-    from shopaug.bench.rec import PAIRS
+    from shopaug.bench.rec import PAIRS as BUILTIN_PAIRS
 
+    twins = metrics.get("pairs") or BUILTIN_PAIRS
     model = empty_model("bench_rec", f"rec bench: {path.name}", "rec")
     names = list(metrics.get("metrics") or [])
     variants: dict[str, Any] = metrics.get("variants") or {}
-    arms = variant_arms(list(variants), PAIRS)
+    arms = variant_arms(list(variants), twins)
     order = ["all", "cold_users", "cold_items", "long_tail"]
     found = {s for r in variants.values() for s in r}
     slices = [s for s in order if s in found] + sorted(found - set(order))
@@ -260,7 +263,7 @@ def bench_rec_model(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
     for key, per_slice in (metrics.get("paired") or {}).items():
         pair, _, suffix = key.partition(" (")
         aug, _, real = pair.partition(" - ")
-        is_twin = PAIRS.get(aug) == real
+        is_twin = twins.get(aug) == real
         if is_twin and suffix:
             continue  # "best vs best" that repeats an augmented-vs-twin pair
         for s, per_metric in per_slice.items():
