@@ -212,3 +212,41 @@ def test_rec_compare_names_two_running_variants(tmp_path, capsys):
     assert main(args) == 2
     assert "compare: ['itemknn', 'als_real'] must be two of the variants" in \
         capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", ["search", "rec"])
+def test_a_misspelt_bench_setting_is_named_with_a_suggestion(task, tmp_path, capsys):
+    from shopaug.cli import main
+
+    config = tmp_path / "bench.yaml"
+    config.write_text("defne: {}\n")
+    args = ["bench", task, "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path),
+            "--config", str(config)]
+    assert main(args) == 2
+    assert "unknown setting 'defne' (did you mean 'define'?)" in capsys.readouterr().err
+    config.write_text("- a list\n")
+    assert main(args) == 2
+    assert "must hold a mapping (seeds, " in capsys.readouterr().err
+    config.write_text("seeds: [0\n")
+    assert main(args) == 2
+    assert "is not valid YAML" in capsys.readouterr().err
+    assert main([*args[:-1], str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml not found" in capsys.readouterr().err
+
+
+def test_bench_seeds_come_from_the_flag_then_the_file_then_the_default(tmp_path):
+    import argparse
+
+    from shopaug.bench.commands import _config
+    from shopaug.bench.rec import RecBenchConfig
+
+    config = tmp_path / "bench.yaml"
+    config.write_text("seeds: [4, 7]\n")
+
+    def seeds(flag, path):
+        args = argparse.Namespace(config=path, seeds=flag, no_progress=True, variants=None)
+        return _config(RecBenchConfig, args).seeds
+
+    assert seeds(2, str(config)) == [0, 1]
+    assert seeds(None, str(config)) == [4, 7]
+    assert seeds(None, None) == [0, 1, 2]

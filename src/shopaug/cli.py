@@ -105,18 +105,22 @@ def _parser() -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="TASK")
     search = _bench_parser(bench_sub, "search", "search rankers: real-only vs real+synthetic",
                            "native, crowdflower, esci, wands")
-    search.add_argument("--seeds", type=int, default=3, help="number of query splits")
+    search.add_argument("--seeds", type=int, help="number of query splits (default 3, or "
+                        "`seeds:` in --config)")
     search.add_argument("--variants", help="comma-separated subset of the model variants")
-    search.add_argument("--config", help="YAML with augment/filters/overrides/test_fraction")
+    search.add_argument("--config", help="YAML with augment/filters/overrides/test_fraction/"
+                        "define (variants of your own)")
     search.add_argument("--validation", action="store_true",
                         help="score held-out training queries, never the test queries "
                         "(for choosing settings)")
 
     rec = _bench_parser(bench_sub, "rec", "recommenders: real-only vs real+augmented",
                         "native, online_retail, amazon_reviews")
-    rec.add_argument("--seeds", type=int, default=3, help="model seeds")
+    rec.add_argument("--seeds", type=int, help="model seeds (default 3, or `seeds:` in "
+                     "--config)")
     rec.add_argument("--variants", help="comma-separated subset of the model variants")
-    rec.add_argument("--config", help="YAML with split/augment/overrides/ablation/ks")
+    rec.add_argument("--config", help="YAML with split/augment/overrides/ablation/ks/"
+                     "define (variants of your own)/compare")
     rec.add_argument("--validation", action="store_true",
                      help="split the training side again and score its last period, never "
                      "the test period (for choosing settings)")
@@ -226,17 +230,16 @@ def _demo(args: argparse.Namespace) -> int:
 def _quality(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import yaml
-
     from shopaug.artifacts import atomic_write_json
     from shopaug.data.bundle import ShopData
+    from shopaug.pipeline.config import read_yaml_mapping
     from shopaug.quality.report import assess, format_text
 
     path = Path(args.path)
     data_dir = path / "augmented" if (path / "augmented").is_dir() else path
     test_dir = Path(args.test) if args.test else path / "test"
     prompts_path = Path(args.prompts) if args.prompts else path / "prompts.jsonl"
-    thresholds = (yaml.safe_load(Path(args.thresholds).read_text(encoding="utf-8"))
+    thresholds = (read_yaml_mapping(args.thresholds, "check name: threshold")
                   if args.thresholds else None)
     prompts = ([json.loads(line) for line in prompts_path.read_text(encoding="utf-8")
                 .splitlines() if line.strip()] if prompts_path.is_file() else None)

@@ -30,15 +30,23 @@ def _llm(args: argparse.Namespace):
 def _config(config_cls: type, args: argparse.Namespace):
     """The bench config from ``--seeds``, ``--config`` (YAML) and ``--variants``; every
     variant named (also in an ablation) must exist, built in or under ``define``."""
-    from pathlib import Path
-
-    import yaml
+    import dataclasses
+    import difflib
 
     from shopaug.errors import ConfigError
+    from shopaug.pipeline.config import read_yaml_mapping
 
-    extra = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) if args.config else {}
-    cfg = config_cls(seeds=list(range(args.seeds)), progress=not args.no_progress,
-                     **(extra or {}))
+    known = [f.name for f in dataclasses.fields(config_cls)]
+    extra = read_yaml_mapping(args.config, ", ".join(known)) if args.config else {}
+    known = [f.name for f in dataclasses.fields(config_cls)]
+    for key in extra:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{args.config}: unknown setting {key!r}{hint}; known: {known}")
+    cfg = config_cls(**{"seeds": list(range(3)), "progress": not args.no_progress, **extra})
+    if args.seeds is not None:  # --seeds N beats the file's list
+        cfg.seeds = list(range(args.seeds))
     if getattr(args, "validation", False):
         cfg.validation = True
     if args.variants:

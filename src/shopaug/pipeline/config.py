@@ -150,14 +150,7 @@ class PipelineConfig(_Strict):
     def from_yaml(cls, path: str | Path) -> PipelineConfig:
         """Read a YAML config; relative data/output paths are relative to the file."""
         path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} not found") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path} must hold a mapping (data:, split:, models:, ...)")
+        values = read_yaml_mapping(path, "data:, split:, models:, ...")
         base = path.resolve().parent
         data = values.get("data")
         if isinstance(data, dict) and isinstance(data.get("path"), str):
@@ -165,6 +158,22 @@ class PipelineConfig(_Strict):
         if isinstance(values.get("output"), str):
             values["output"] = _resolve(base, values["output"])
         return cls.from_dict(values, where=str(path))
+
+
+def read_yaml_mapping(path: str | Path, keys: str) -> dict[str, Any]:
+    """A YAML file of settings, or a ConfigError that names the file and the problem
+    (missing, not YAML, not a mapping); ``keys`` hints what the mapping holds."""
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} must hold a mapping ({keys}), not "
+                          f"{type(values).__name__}")
+    return values
 
 
 def _resolve(base: Path, value: str) -> str:
