@@ -172,6 +172,9 @@ def test_bench_commands_refuse_unknown_variants_before_any_work(task, known, tmp
     assert "unknown variants ['no_such_model']" in capsys.readouterr().err
     assert main([*args, "--config", str(config)]) == 2
     assert "unknown variants ['no_such_model']" in capsys.readouterr().err
+    config.write_text("overrides: {no_such_model: {epochs: 2}}\n")  # would change nothing
+    assert main([*args, "--config", str(config)]) == 2
+    assert "unknown variants ['no_such_model']" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("task", "model", "builtin"), [("search", "bm25", "bm25"),

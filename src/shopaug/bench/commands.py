@@ -52,7 +52,9 @@ def _config(config_cls: type, args: argparse.Namespace):
     if args.variants:
         cfg.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     variants = cfg.table()[0]
-    named = [*cfg.variants, *getattr(cfg, "ablation", [])]
+    # a misspelt name under overrides: or use: would silently change nothing
+    named = [*cfg.variants, *getattr(cfg, "ablation", []), *cfg.overrides,
+             *getattr(cfg, "use", {})]
     unknown = sorted({v for v in named if v not in variants})
     if unknown:
         raise ConfigError(f"unknown variants {unknown}; known: {list(variants)}")
