@@ -175,6 +175,9 @@ def test_bench_commands_refuse_unknown_variants_before_any_work(task, known, tmp
     config.write_text("overrides: {no_such_model: {epochs: 2}}\n")  # would change nothing
     assert main([*args, "--config", str(config)]) == 2
     assert "unknown variants ['no_such_model']" in capsys.readouterr().err
+    config.write_text(f"overrides: {{{known}: {{no_such_setting: 2}}}}\n")
+    assert main([*args, "--config", str(config)]) == 2
+    assert f"variant {known} " in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("task", "model", "builtin"), [("search", "bm25", "bm25"),
@@ -186,6 +189,9 @@ def test_bench_commands_refuse_unknown_variants_before_any_work(task, known, tmp
     ({"a": {"model": "{model}", "augmented": True},
       "b": {"model": "{model}", "augmented": True, "twin": "a"}}, "twin 'a' is not a real-only"),
     ({"a": {"model": "{model}"}, "b": {"model": "{model}", "twin": "a"}}, "is not augmented"),
+    # settings are checked before any generation, not when the model is built
+    ({"mine": {"model": "{model}", "config": {"no_such_setting": 1}}},
+     "variant mine ({model})"),
 ])
 def test_defined_variants_are_checked_before_any_work(task, model, builtin, define, error,
                                                       tmp_path, capsys):

@@ -33,12 +33,12 @@ def _config(config_cls: type, args: argparse.Namespace):
     import dataclasses
     import difflib
 
+    from shopaug.bench.variants import check_configs
     from shopaug.errors import ConfigError
     from shopaug.pipeline.config import read_yaml_mapping
 
     known = [f.name for f in dataclasses.fields(config_cls)]
     extra = read_yaml_mapping(args.config, ", ".join(known)) if args.config else {}
-    known = [f.name for f in dataclasses.fields(config_cls)]
     for key in extra:
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
@@ -58,6 +58,8 @@ def _config(config_cls: type, args: argparse.Namespace):
     unknown = sorted({v for v in named if v not in variants})
     if unknown:
         raise ConfigError(f"unknown variants {unknown}; known: {list(variants)}")
+    check_configs(variants, [*cfg.variants, *getattr(cfg, "ablation", [])], cfg.overrides,
+                  cfg.model_kind)
     for pair in getattr(cfg, "compare", []):
         if len(pair) != 2 or not set(pair) <= set(cfg.variants):
             raise ConfigError(f"compare: {pair} must be two of the variants that run "

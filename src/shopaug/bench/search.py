@@ -21,7 +21,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
@@ -140,13 +140,16 @@ class SearchBenchConfig:
     n_boot: int = 2000
     progress: bool = True
 
+    #: the registry kind of its models
+    model_kind: ClassVar[str] = "search_model"
+
     def __post_init__(self) -> None:
         if self.define and self.variants == list(VARIANTS):
             self.variants = [*self.variants, *self.define]
 
     def table(self) -> tuple[VariantTable, dict[str, str]]:
         """(variants, augmented -> real twin), the built-in ones and ``define``."""
-        return variant_table(VARIANTS, PAIRS, self.define, "search_model")
+        return variant_table(VARIANTS, PAIRS, self.define, self.model_kind)
 
 
 def seed_split(data: ShopData, seed: int, test_fraction: float,

@@ -6,9 +6,9 @@ covers shopaug's own models; ``define:`` in ``--config`` adds any registered mod
 and report measure it::
 
     define:
-      knn100_real: {model: itemknn, config: {k: 100}}
-      knn100_augmented: {model: itemknn, config: {k: 100}, augmented: true,
-                         twin: knn100_real}
+      knn10_real: {model: itemknn, config: {neighbors: 10}}
+      knn10_augmented: {model: itemknn, config: {neighbors: 10}, augmented: true,
+                        twin: knn10_real}
 """
 
 from __future__ import annotations
@@ -69,3 +69,16 @@ def variant_table(builtin: VariantTable, pairs: dict[str, str],
                               f"variant; known: {real}")
         twins[name] = spec.twin
     return variants, twins
+
+
+def check_configs(table: VariantTable, chosen: list[str], overrides: dict[str, dict[str, Any]],
+                  kind: str) -> None:
+    """Every chosen variant's settings (its own, then ``overrides``) validate against its
+    model's Config now, not after an hour of generation when the model is built."""
+    from shopaug import registry
+    from shopaug.components import validate_config
+
+    for name in chosen:
+        model, config, _ = table[name]
+        validate_config(registry.get(kind, model).Config,
+                        {**config, **overrides.get(name, {})}, f"variant {name} ({model})")
