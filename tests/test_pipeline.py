@@ -195,8 +195,6 @@ def test_bench_commands_refuse_unknown_variants_before_any_work(task, known, tmp
 ])
 def test_defined_variants_are_checked_before_any_work(task, model, builtin, define, error,
                                                       tmp_path, capsys):
-    import yaml
-
     from shopaug.cli import main
 
     def fill(value):
@@ -259,3 +257,17 @@ def test_bench_seeds_come_from_the_flag_then_the_file_then_the_default(tmp_path)
     assert seeds(2, str(config)) == [0, 1]
     assert seeds(None, str(config)) == [4, 7]
     assert seeds(None, None) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "scripts")
+                                        .glob("rec_*.yaml")), ids=lambda p: p.name)
+def test_the_shipped_rec_bench_configs_are_valid(path):
+    """The configs the README and the issue notes cite still load, with every variant,
+    override and defined model checked, so none can drift from the bench."""
+    import argparse
+
+    from shopaug.bench.commands import _config
+    from shopaug.bench.rec import RecBenchConfig
+
+    args = argparse.Namespace(config=str(path), seeds=None, no_progress=True, variants=None)
+    assert _config(RecBenchConfig, args).variants

@@ -42,7 +42,7 @@ CONTENT_SOURCE = {"name": "content", "n": 50, "config": {"grounded_only": True}}
 BASE_SOURCES = [{"name": "popularity", "n": 50}, {"name": "itemknn", "n": 50},
             {"name": "als", "n": 50}, CONTENT_SOURCE]
 # SASRec as a fifth source, trained on the sequence_augment rows in the augmented twin
-# (as sasrec_augmented). Validation window, 3 seeds (scripts/rec_hybrid_sasrec_source.py;
+# (as sasrec_augmented). Validation window, 3 seeds (scripts/rec_hybrid_sasrec_source.yaml;
 # rule set before the run: adopt iff augmented-with minus real-with excludes zero and
 # beats both real hybrids): real hybrid 0.1816; with real SASRec 0.1801 (-0.0014*);
 # augmented without SASRec 0.1807; augmented with SASRec 0.1827 (+0.0025* over its
@@ -304,15 +304,16 @@ def write_table(summary: dict[str, Any]) -> str:
     slices = ["all", "cold_users", "cold_items", "long_tail"]
     where = (" on the VALIDATION period (the end of the training side)"
              if summary.get("scored_on") == "validation" else "")
+    name_width = max([20, *(len(v) + 2 for v in summary["variants"])])
     lines = [f"{metric} (mean over (seed, test user), 95% interval resampling users, on 'all')"
              f"{where}", "",
-             f"{'variant':<20}{'all':>8}  {'95% CI':<18}" + "".join(f"{s:>12}"
-                                                                 for s in slices[1:])]
+             f"{'variant':<{name_width}}{'all':>8}  {'95% CI':<18}" + "".join(
+                 f"{s:>12}" for s in slices[1:])]
     for variant, res in summary["variants"].items():
         a = res.get("all", {}).get(metric, {})
         cells = "".join(f"{res[s][metric]['mean']:>12.4f}" if s in res else f"{'-':>12}"
                         for s in slices[1:])
-        lines.append(f"{variant:<20}{a.get('mean', float('nan')):>8.4f}  "
+        lines.append(f"{variant:<{name_width}}{a.get('mean', float('nan')):>8.4f}  "
                      f"[{a.get('lo', float('nan')):.4f}, {a.get('hi', float('nan')):.4f}]"
                      + cells)
     lines.append("")

@@ -349,22 +349,26 @@ def write_table(summary: dict[str, Any]) -> str:
     """A plain-text table of the summary for the terminal and the closing notes."""
     where = (" on VALIDATION queries (held out of each seed's training side)"
              if summary.get("scored_on") == "validation" else "")
+    # columns as wide as the longest name: defined variants can be long
+    name_width = max([22, *(len(v) + 2 for v in summary["variants"])])
+    pair_width = max([40, *(len(p) + 2 for p in summary["paired"])])
     lines = ["NDCG@10 with exponential gains (2^rel - 1); mean over (seed, query) with a "
              f"95% interval resampling queries{where}", "",
-             f"{'variant':<22}{'NDCG@10':>9}  95% CI            cold_items"]
+             f"{'variant':<{name_width}}{'NDCG@10':>9}  95% CI            cold_items"]
     for variant, res in summary["variants"].items():
         a, c = res["all"], res.get("cold_items", {})
-        lines.append(f"{variant:<22}{a['mean']:>9.4f}  [{a['lo']:.4f}, {a['hi']:.4f}]  "
+        lines.append(f"{variant:<{name_width}}{a['mean']:>9.4f}  [{a['lo']:.4f}, {a['hi']:.4f}]  "
                      f"{c.get('mean', float('nan')):.4f}")
     lines.append("")
-    lines.append(f"{'':<40}{'mean diff':>9} 95% CI (*: excludes 0)   "
+    lines.append(f"{'':<{pair_width}}{'mean diff':>9} 95% CI (*: excludes 0)   "
                  "permutation p, Holm-adjusted over the twin pairs")
     for pair, res in summary["paired"].items():
         a = res["all"]
         mark = "*" if a["excludes_zero"] else " "
         tests = (f"   p {a['permutation_p']:.3f}  Holm {a['p_holm']:.3f}"
                  if "p_holm" in a else "")
-        lines.append(f"{pair:<40}{a['mean']:+.4f} [{a['lo']:+.4f}, {a['hi']:+.4f}]{mark}{tests}")
+        lines.append(f"{pair:<{pair_width}}{a['mean']:+.4f} [{a['lo']:+.4f}, {a['hi']:+.4f}]"
+                     f"{mark}{tests}")
     if summary.get("quality"):
         lines += ["", summary["quality"]]
     return "\n".join(lines)
