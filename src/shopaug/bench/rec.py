@@ -28,7 +28,7 @@ import pandas as pd
 from shopaug import registry
 from shopaug.artifacts import atomic_write_json
 from shopaug.bench import record_quality
-from shopaug.bench.variants import VariantTable, variant_table
+from shopaug.bench.variants import DefinedVariants, VariantTable
 from shopaug.data.bundle import ShopData
 from shopaug.data.split import Split, split
 from shopaug.evaluate.rec import per_user_metrics
@@ -97,7 +97,7 @@ DEFAULT_AUGMENT: list[dict[str, Any]] = [
 
 
 @dataclass
-class RecBenchConfig:
+class RecBenchConfig(DefinedVariants):
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     split: dict[str, Any] = field(default_factory=lambda: {"name": "temporal",
                                                            "config": {"test_days": 30}})
@@ -136,16 +136,9 @@ class RecBenchConfig:
     n_boot: int = 2000
     progress: bool = True
 
-    #: the registry kind of its models
+    builtin_variants: ClassVar[VariantTable] = VARIANTS
+    builtin_pairs: ClassVar[dict[str, str]] = PAIRS
     model_kind: ClassVar[str] = "recommender"
-
-    def __post_init__(self) -> None:
-        if self.define and self.variants == list(VARIANTS):
-            self.variants = [*self.variants, *self.define]
-
-    def table(self) -> tuple[VariantTable, dict[str, str]]:
-        """(variants, augmented -> real twin), the built-in ones and ``define``."""
-        return variant_table(VARIANTS, PAIRS, self.define, self.model_kind)
 
 
 # -- augmentation ------------------------------------------------------------------

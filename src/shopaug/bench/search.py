@@ -28,7 +28,7 @@ import pandas as pd
 from shopaug import registry
 from shopaug.artifacts import atomic_write_json
 from shopaug.bench import record_quality
-from shopaug.bench.variants import VariantTable, variant_table
+from shopaug.bench.variants import DefinedVariants, VariantTable
 from shopaug.data.bundle import ShopData
 from shopaug.data.split import Split, split
 from shopaug.evaluate.search import evaluate_search, query_slices
@@ -113,7 +113,7 @@ DEFAULT_PER_SEED: list[dict[str, Any]] = [
 
 
 @dataclass
-class SearchBenchConfig:
+class SearchBenchConfig(DefinedVariants):
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     test_fraction: float = 0.3
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
@@ -140,16 +140,9 @@ class SearchBenchConfig:
     n_boot: int = 2000
     progress: bool = True
 
-    #: the registry kind of its models
+    builtin_variants: ClassVar[VariantTable] = VARIANTS
+    builtin_pairs: ClassVar[dict[str, str]] = PAIRS
     model_kind: ClassVar[str] = "search_model"
-
-    def __post_init__(self) -> None:
-        if self.define and self.variants == list(VARIANTS):
-            self.variants = [*self.variants, *self.define]
-
-    def table(self) -> tuple[VariantTable, dict[str, str]]:
-        """(variants, augmented -> real twin), the built-in ones and ``define``."""
-        return variant_table(VARIANTS, PAIRS, self.define, self.model_kind)
 
 
 def seed_split(data: ShopData, seed: int, test_fraction: float,

@@ -13,7 +13,7 @@ and report measure it::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -82,3 +82,25 @@ def check_configs(table: VariantTable, chosen: list[str], overrides: dict[str, d
         model, config, _ = table[name]
         validate_config(registry.get(kind, model).Config,
                         {**config, **overrides.get(name, {})}, f"variant {name} ({model})")
+
+
+class DefinedVariants:
+    """What a bench config (a dataclass with ``variants`` and ``define`` fields) needs
+    for ``define:``: its class sets the built-in table, twins and registry kind."""
+
+    builtin_variants: ClassVar[VariantTable]
+    builtin_pairs: ClassVar[dict[str, str]]
+    #: the registry kind of its models
+    model_kind: ClassVar[str]
+    variants: list[str]
+    define: dict[str, dict[str, Any]]
+
+    def __post_init__(self) -> None:
+        # defined variants run with the built-in ones unless the variants were chosen
+        if self.define and self.variants == list(self.builtin_variants):
+            self.variants = [*self.variants, *self.define]
+
+    def table(self) -> tuple[VariantTable, dict[str, str]]:
+        """(variants, augmented -> real twin), the built-in ones and ``define``."""
+        return variant_table(self.builtin_variants, self.builtin_pairs, self.define,
+                             self.model_kind)
