@@ -281,7 +281,7 @@ def test_simulated_rows_come_from_candidates_only_and_stay_in_training(tmp_path)
     assert made[PROVENANCE].notna().all().all() and (made["origin"] == "synthetic").all()
     assert made["prompt_id"].str.startswith("interaction_sim.").all()
     assert aug.report_ == {"users": 6, "answered": 6, "failed": 0, "positives": 6,
-                           "negatives": 6, "contradictions": 6}
+                           "negatives": 6, "contradictions": 6, "order_disagreements": 0}
     schema = rec.requests[0].schema_dict
     assert schema["properties"]["positives"]["items"]["enum"] == [1, 2, 3, 4]
     by_user = {r.request_id: r.template for r in rec.requests}
@@ -305,6 +305,44 @@ def test_simulation_seeds_differ_and_repeat(tmp_path):
     # seeds change the candidate order, so the same answer numbers pick other items
     assert a.synthetic().interactions["item_id"].tolist() != \
         c.synthetic().interactions["item_id"].tolist()
+
+
+def by_title(request: ChatRequest) -> str:
+    """Picks by product, not position: the two alphabetically first candidates are
+    bought, the last one is not; Chinese shoppers' prompts get a broken answer."""
+    data = parse_json(request.messages[-1][1])
+    if any("\u4e00" <= ch <= "\u9fff" for ch in "".join(data["purchased"])):
+        return "no idea"
+    ranked = sorted(data["candidates"], key=lambda n: data["candidates"][n])
+    return json.dumps({"positives": [int(n) for n in ranked[:2]],
+                       "negatives": [int(ranked[-1])]})
+
+
+def test_two_orders_keep_only_picks_that_survive_reversing_the_candidates(tmp_path):
+    data = split(shop(), "temporal", cut=CUT.to_pydatetime()).train
+    rec = Recorder()  # always [1, 2] / [2, 3]: picks by position
+    two = InteractionSimulation(max_history=3, n_candidates=4, orders=2)
+    out = two.run(data, context(tmp_path, rec))
+    asked = {r.request_id: parse_json(r.messages[-1][1])["candidates"] for r in rec.requests}
+    users = {"u1", "u2", "u4", "u5", "u6", "u7"}
+    assert set(asked) == users | {f"{u}#reversed" for u in users}
+    for user in users:
+        first, second = asked[user], asked[f"{user}#reversed"]
+        assert list(second.values()) == list(first.values())[::-1]
+    # reversed, positions 1 and 3 name other products: every pick is dropped
+    assert out.synthetic().interactions.empty
+    assert two.report_["answered"] == 6 and two.report_["order_disagreements"] == 6 * 4
+
+    one = InteractionSimulation(max_history=3, n_candidates=4)
+    single = one.run(data, context(tmp_path / "one", by_title)).synthetic().interactions
+    both = two.run(data, context(tmp_path / "two", by_title)).synthetic().interactions
+    columns = ["user_id", "item_id", "event", "value"]
+    assert len(single) == 5 * 3  # the Chinese shopper's answer is broken
+    pd.testing.assert_frame_equal(both[columns].reset_index(drop=True),
+                                  single[columns].reset_index(drop=True))
+    assert two.report_ == {"users": 6, "answered": 5, "failed": 1, "positives": 10,
+                           "negatives": 5, "contradictions": 0, "order_disagreements": 0}
+    assert set(two.candidates_) == users and all(len(c) == 4 for c in two.candidates_.values())
 
 
 # -- the real embedded model (short) --------------------------------------------------------------

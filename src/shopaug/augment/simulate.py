@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from shopaug.pipeline.runner import RunContext
 
 TEMPLATE = "interaction_sim"
+#: request-id suffix of the second (reversed) ask when ``orders`` is 2
+REVERSED = "#reversed"
 
 
 class InteractionSimulationConfig(LLMStageConfig):
@@ -52,6 +54,10 @@ class InteractionSimulationConfig(LLMStageConfig):
     candidates_config: dict[str, Any] = Field(default_factory=dict)
     #: show candidates in a per-user seeded order, not ranked (small models favour the top)
     shuffle: bool = True
+    #: 2: ask each user twice, the second time with the candidates in reverse order, and
+    #: keep only the picks both answers make (a pick made for its position, not its
+    #: product, rarely survives the reversal); twice the LLM calls
+    orders: int = Field(1, ge=1, le=2)
     #: drop interactions at or after this time first
     cutoff: dt.datetime | None = None
     #: prompt language; "auto" picks Chinese when most of the user's titles are Chinese
@@ -75,8 +81,10 @@ class InteractionSimulationConfig(LLMStageConfig):
 class InteractionSimulation(Augmenter):
     """LLM-chosen positive and negative interactions among a base recommender's candidates.
 
-    ``report_`` counts users asked, answered and failed, rows made, and indices
-    dropped for being both positive and negative.
+    ``report_`` counts users asked, answered and failed, rows made, indices dropped
+    for being both positive and negative, and (with ``orders: 2``) picks dropped
+    because the two orders disagreed. ``candidates_`` keeps each user's candidates in
+    the base recommender's order, ``shown_`` in the order first shown.
     """
 
     name = "interaction_simulation"
@@ -88,7 +96,9 @@ class InteractionSimulation(Augmenter):
         cfg = self.config
         self.errors_ = errors_table([], self.name)
         self.report_ = {"users": 0, "answered": 0, "failed": 0, "positives": 0,
-                        "negatives": 0, "contradictions": 0}
+                        "negatives": 0, "contradictions": 0, "order_disagreements": 0}
+        self.candidates_: dict[str, list[str]] = {}
+        self.shown_: dict[str, list[str]] = {}
         history = training_history(data, cfg.cutoff)
         if history.empty:
             return data
@@ -103,48 +113,47 @@ class InteractionSimulation(Augmenter):
         titles = title_of(data.items, cfg.title_chars)
         last = history.groupby("user_id").head(1).set_index("user_id")  # newest event
         templates: dict[str, tuple[PromptTemplate, list]] = {}
-        requests, shown_of = [], {}
+        requests, shown_of, user_of = [], {}, {}
         for user, group in recs.sort_values(["user_id", "rank"]).groupby("user_id", sort=True):
             seen = set(bought[user])
             shown = [i for i in group["item_id"] if i not in seen][: cfg.n_candidates]
             if len(shown) < 2:
                 continue
+            self.candidates_[str(user)] = shown
             seed = record_seed(ctx.seed, self.name, str(user))
             if cfg.shuffle:
                 shown = [shown[i] for i in np.random.default_rng(seed).permutation(len(shown))]
-            fields = {"purchased": [titles.get(i, str(i)) for i in bought[user]],
-                      "candidates": {str(n): titles.get(i, str(i))
-                                     for n, i in enumerate(shown, 1)}}
+            self.shown_[str(user)] = shown
+            fields = {"purchased": [titles.get(i, str(i)) for i in bought[user]]}
             lang = language_of(fields["purchased"], cfg.language)  # the shopper's language
             if (lang, len(shown)) not in templates:
                 templates[lang, len(shown)] = self._template(lang, len(shown))
             template, examples = templates[lang, len(shown)]
-            shown_of[str(user)] = shown
-            requests.append(template.request(
-                fields, examples, sampling=cfg.sampling(), request_id=str(user), seed=seed,
-                n_positive=cfg.n_positive, n_negative=cfg.n_negative))
-        self.report_["users"] = len(requests)
+            for order in range(cfg.orders):
+                request_id = str(user) if order == 0 else f"{user}{REVERSED}"
+                shown_of[request_id] = shown if order == 0 else shown[::-1]
+                user_of[request_id] = str(user)
+                asked = {**fields, "candidates": {str(n): titles.get(i, str(i)) for n, i
+                                                  in enumerate(shown_of[request_id], 1)}}
+                requests.append(template.request(
+                    asked, examples, sampling=cfg.sampling(), request_id=request_id,
+                    seed=seed, n_positive=cfg.n_positive, n_negative=cfg.n_negative))
+        self.report_["users"] = len(requests) // cfg.orders
         if not requests:
             return data
         results = generate_structured(ctx.llm, requests, stage=self.name, retries=cfg.retries)
         self.errors_ = save_errors(results, self.name, ctx)
-        ok = [r for r in results if r.ok]
-        self.report_["answered"], self.report_["failed"] = len(ok), len(results) - len(ok)
+        picks = self._picks(results, shown_of, user_of)
+        self.report_["answered"] = len(picks)
+        self.report_["failed"] = self.report_["users"] - len(picks)
         rows = []
-        for r in ok:
-            user = r.request.request_id
-            pos = list(dict.fromkeys(r.value["positives"]))
-            neg = list(dict.fromkeys(r.value.get("negatives", [])))
-            both = set(pos) & set(neg)  # contradictory: trust neither
-            self.report_["contradictions"] += len(both)
-            pos = [n for n in pos if n not in both][: cfg.n_positive]
-            neg = [n for n in neg if n not in both][: cfg.n_negative]
-            for numbers, event, value in ((pos, None, cfg.positive_weight), (neg, "negative", 0.0)):
-                for n in numbers:
-                    rows.append({"user_id": user, "item_id": shown_of[user][n - 1],
+        for user, (pos, neg, template_id) in picks.items():
+            for items, event, value in ((pos, None, cfg.positive_weight), (neg, "negative", 0.0)):
+                for item in items:
+                    rows.append({"user_id": user, "item_id": item,
                                  "timestamp": last.at[user, "timestamp"],
                                  "event": event or last.at[user, "event"],
-                                 "value": value, "prompt_id": r.request.template})
+                                 "value": value, "prompt_id": template_id})
         if not rows:
             return data
         made = pd.DataFrame(rows)
@@ -155,6 +164,43 @@ class InteractionSimulation(Augmenter):
                               llm_model=ctx.llm.engine.model_id)
         out["prompt_id"] = made["prompt_id"].to_numpy()
         return data.append("interactions", out)
+
+    def _picks(self, results: list, shown_of: dict[str, list[str]],
+               user_of: dict[str, str]) -> dict[str, tuple[list[str], list[str], str]]:
+        """Per answered user: positive items, negative items and the template id. With
+        two orders a user counts as answered only when both answers are valid, and an
+        item is kept only when both answers put it on the same side."""
+        cfg = self.config
+        answers: dict[str, list[tuple[list[str], list[str]]]] = {}
+        template_of = {}
+        for r in results:
+            if not r.ok:
+                continue
+            request_id = r.request.request_id
+            user = user_of[request_id]
+            shown = shown_of[request_id]
+            pos = list(dict.fromkeys(r.value["positives"]))
+            neg = list(dict.fromkeys(r.value.get("negatives", [])))
+            both = set(pos) & set(neg)  # contradictory: trust neither
+            self.report_["contradictions"] += len(both)
+            answers.setdefault(user, []).append(
+                ([shown[n - 1] for n in pos if n not in both][: cfg.n_positive],
+                 [shown[n - 1] for n in neg if n not in both][: cfg.n_negative]))
+            template_of[user] = r.request.template
+        picks = {}
+        for user, pairs in answers.items():
+            if len(pairs) < cfg.orders:
+                continue
+            pos, neg = pairs[0]
+            for other_pos, other_neg in pairs[1:]:
+                kept_pos = [i for i in pos if i in other_pos]
+                kept_neg = [i for i in neg if i in other_neg]
+                self.report_["order_disagreements"] += (
+                    len(pos) + len(other_pos) - 2 * len(kept_pos)
+                    + len(neg) + len(other_neg) - 2 * len(kept_neg))
+                pos, neg = kept_pos, kept_neg
+            picks[user] = (pos, neg, template_of[user])
+        return picks
 
     def _recommender(self, data: ShopData, history: pd.DataFrame, seed: int) -> Recommender:
         from shopaug import registry
