@@ -209,6 +209,26 @@ def test_defined_variants_are_checked_before_any_work(task, model, builtin, defi
     assert fill(error) in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("source", "error"), [
+    ({"name": "als", "config": {"factorz": 3}}, "source als: invalid config"),
+    ({"name": "no_such_model"}, "source no_such_model: no recommender named"),
+])
+def test_a_hybrid_variants_sources_are_checked_before_any_work(source, error, tmp_path,
+                                                                capsys):
+    """A source's settings inside a hybrid used to fail only when the hybrid was fit,
+    after the LLM stages."""
+    from shopaug.cli import main
+
+    config = tmp_path / "bench.yaml"
+    config.write_text(yaml.safe_dump({"define": {"mine": {
+        "model": "hybrid", "config": {"sources": [{"name": "popularity"}, source]}}}}))
+    args = ["bench", "rec", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path),
+            "--config", str(config)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "variant mine (hybrid)" in err and error in err
+
+
 def test_rec_compare_names_two_running_variants(tmp_path, capsys):
     from shopaug.cli import main
 

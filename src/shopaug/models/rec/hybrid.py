@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shopaug import registry
 from shopaug.components import ComponentConfig
@@ -68,6 +68,19 @@ class HybridConfig(ComponentConfig):
     learning_rate: float = 0.05
     num_leaves: int = 31
     n_jobs: int = 1
+
+    @model_validator(mode="after")
+    def _sources_are_valid(self) -> HybridConfig:
+        """Each source's model and settings, checked now rather than at fit time (in a
+        benchmark that is after the LLM stages)."""
+        from shopaug.errors import ConfigError, RegistryError
+
+        for source in self.sources:
+            try:
+                registry.create("recommender", source.name, source.config)
+            except (RegistryError, ConfigError) as exc:
+                raise ValueError(f"source {source.name}: {exc}") from None
+        return self
 
 
 class HybridRecommender(Recommender):
