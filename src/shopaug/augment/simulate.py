@@ -113,7 +113,7 @@ class InteractionSimulation(Augmenter):
         titles = title_of(data.items, cfg.title_chars)
         last = history.groupby("user_id").head(1).set_index("user_id")  # newest event
         templates: dict[str, tuple[PromptTemplate, list]] = {}
-        requests, shown_of, user_of = [], {}, {}
+        requests, asked_as = [], {}
         for user, group in recs.sort_values(["user_id", "rank"]).groupby("user_id", sort=True):
             seen = set(bought[user])
             shown = [i for i in group["item_id"] if i not in seen][: cfg.n_candidates]
@@ -129,12 +129,12 @@ class InteractionSimulation(Augmenter):
             if (lang, len(shown)) not in templates:
                 templates[lang, len(shown)] = self._template(lang, len(shown))
             template, examples = templates[lang, len(shown)]
-            for order in range(cfg.orders):
-                request_id = str(user) if order == 0 else f"{user}{REVERSED}"
-                shown_of[request_id] = shown if order == 0 else shown[::-1]
-                user_of[request_id] = str(user)
-                asked = {**fields, "candidates": {str(n): titles.get(i, str(i)) for n, i
-                                                  in enumerate(shown_of[request_id], 1)}}
+            for reversed_ in (False, True)[: cfg.orders]:
+                request_id = f"{user}{REVERSED}" if reversed_ else str(user)
+                asked_as[request_id] = (str(user), reversed_)
+                order = shown[::-1] if reversed_ else shown
+                asked = {**fields, "candidates": {str(n): titles.get(i, str(i))
+                                                  for n, i in enumerate(order, 1)}}
                 requests.append(template.request(
                     asked, examples, sampling=cfg.sampling(), request_id=request_id,
                     seed=seed, n_positive=cfg.n_positive, n_negative=cfg.n_negative))
@@ -143,7 +143,7 @@ class InteractionSimulation(Augmenter):
             return data
         results = generate_structured(ctx.llm, requests, stage=self.name, retries=cfg.retries)
         self.errors_ = save_errors(results, self.name, ctx)
-        picks = self._picks(results, shown_of, user_of)
+        picks = self._picks(results, asked_as)
         self.report_["answered"] = len(picks)
         self.report_["failed"] = self.report_["users"] - len(picks)
         rows = []
@@ -165,8 +165,8 @@ class InteractionSimulation(Augmenter):
         out["prompt_id"] = made["prompt_id"].to_numpy()
         return data.append("interactions", out)
 
-    def _picks(self, results: list, shown_of: dict[str, list[str]],
-               user_of: dict[str, str]) -> dict[str, tuple[list[str], list[str], str]]:
+    def _picks(self, results: list, asked_as: dict[str, tuple[str, bool]]
+               ) -> dict[str, tuple[list[str], list[str], str]]:
         """Per answered user: positive items, negative items and the template id. With
         two orders a user counts as answered only when both answers are valid, and an
         item is kept only when both answers put it on the same side."""
@@ -176,9 +176,8 @@ class InteractionSimulation(Augmenter):
         for r in results:
             if not r.ok:
                 continue
-            request_id = r.request.request_id
-            user = user_of[request_id]
-            shown = shown_of[request_id]
+            user, reversed_ = asked_as[r.request.request_id]
+            shown = self.shown_[user][::-1] if reversed_ else self.shown_[user]
             pos = list(dict.fromkeys(r.value["positives"]))
             neg = list(dict.fromkeys(r.value.get("negatives", [])))
             both = set(pos) & set(neg)  # contradictory: trust neither

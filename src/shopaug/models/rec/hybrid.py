@@ -73,11 +73,13 @@ class HybridConfig(ComponentConfig):
     def _sources_are_valid(self) -> HybridConfig:
         """Each source's model and settings, checked now rather than at fit time (in a
         benchmark that is after the LLM stages)."""
+        from shopaug.components import validate_config
         from shopaug.errors import ConfigError, RegistryError
 
         for source in self.sources:
             try:
-                registry.create("recommender", source.name, source.config)
+                validate_config(registry.get("recommender", source.name).Config,
+                                source.config, f"config of recommender '{source.name}'")
             except (RegistryError, ConfigError) as exc:
                 raise ValueError(f"source {source.name}: {exc}") from None
         return self
