@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 import shopaug
-from shopaug.bench.rec import RecBenchConfig, _merge, _target, run_rec_benchmark
+from shopaug.bench.rec import RecBenchConfig, run_rec_benchmark
+from shopaug.bench.rec_data import _merge, _target
 from shopaug.data.split import split
 from shopaug.llm import LLM, FakeEngine, LLMCache
 
@@ -152,3 +153,72 @@ def test_a_defined_variant_pair_is_benchmarked_and_reported(tmp_path, capsys):
     report = load_report_model(out)
     assert {(row["model"], row["arm"]) for row in report["lift"]} == {("knn10", "augmented")}
     assert ("knn10_real", "popularity") in {(c["a"], c["b"]) for c in report["comparisons"]}
+
+
+def test_a_use_list_leaves_out_other_augmenters_rows_and_the_columns_they_filled(data, tmp_path):
+    from shopaug.bench.rec_data import augment, restrict
+    from shopaug.pipeline.runner import RunContext
+
+    train = split(data, "temporal", test_days=30).train
+    llm = LLM(FakeEngine(), LLMCache(tmp_path / "c.sqlite"), progress=False)
+    ctx = RunContext(seed=0, run_dir=tmp_path, progress=False, _llm=llm)
+    merged, _, report = augment(train, [SMALL_AUGMENT[0], SMALL_AUGMENT[1], SMALL_AUGMENT[4]],
+                                ctx)
+    columns = {r["augmenter"]: r["columns"].split() for r in report.to_dict("records")}
+    assert columns == {"item_enrichment": ["items.attributes"],
+                       "user_profiles": ["users.profile_text", "users.interests"],
+                       "sequence_augment": []}
+    assert merged.items["attributes"].notna().any()
+
+    rows_only = restrict(merged, train, ["sequence_augment"], columns)
+    assert set(rows_only.synthetic().interactions["augmenter"]) == {"sequence_augment"}
+    assert "attributes" not in rows_only.items.columns  # the real catalog has none
+    assert "profile_text" not in rows_only.users.columns
+    columns_only = restrict(merged, train, ["item_enrichment"], columns)
+    assert columns_only.synthetic().interactions.empty
+    pd.testing.assert_series_equal(columns_only.items["attributes"], merged.items["attributes"])
+    assert restrict(merged, train, None, columns) is merged
+
+
+def test_leave_one_out_retrains_a_variant_without_each_augmenter(tmp_path, capsys):
+    import yaml
+
+    from shopaug.cli import main
+
+    teacher = {"name": "rec_teacher_labels", "config": {"teacher": "popularity"}}
+    (tmp_path / "bench.yaml").write_text(yaml.safe_dump({
+        "variants": ["itemknn", "itemknn_augmented", "knn_teacher_only"], "n_boot": 100,
+        "augment": [{"name": "sequence_augment", "config": {"max_history": 10}}, teacher],
+        "leave_one_out": ["itemknn_augmented"],
+        # the same as itemknn_augmented_without_sequence_augment, by another route
+        "define": {"knn_teacher_only": {"model": "itemknn", "augmented": True,
+                                        "twin": "itemknn"}},
+        "use": {"knn_teacher_only": ["rec_teacher_labels"]}}))
+    out = tmp_path / "out"
+    assert main(["bench", "rec", "--data", "shopaug:demo", "--format", "online_retail",
+                 "--out", str(out), "--seeds", "2", "--no-progress",
+                 "--config", str(tmp_path / "bench.yaml")]) == 0
+    written = json.loads((out / "metrics.json").read_text())
+    loo = ["itemknn_augmented_without_sequence_augment",
+           "itemknn_augmented_without_rec_teacher_labels"]
+    assert set(loo) <= set(written["variants"])
+    for name in loo:
+        assert f"itemknn_augmented - {name}" in written["paired"]
+        assert written["pairs"][name] == "itemknn"
+    per_user = pd.read_csv(out / "per_user.csv", dtype={"user_id": str})
+    by_variant = {v: f.drop(columns="variant").reset_index(drop=True)
+                  for v, f in per_user.groupby("variant")}
+    pd.testing.assert_frame_equal(by_variant[loo[0]], by_variant["knn_teacher_only"])
+    assert not by_variant[loo[1]].equals(by_variant["itemknn_augmented"])
+    assert "itemknn_augmented - itemknn_augmented_without_sequence_augment" in (
+        capsys.readouterr().out)
+    assert written["best"]["augmented"] in ("itemknn_augmented", "knn_teacher_only")
+    from shopaug.report.sources import load_report_model
+
+    arms = {(r["model"], r["arm"]) for r in load_report_model(out)["lift"]}
+    assert arms == {("itemknn", "augmented"), ("itemknn", "knn_teacher_only"),
+                    ("itemknn", "augmented_without_sequence_augment"),
+                    ("itemknn", "augmented_without_rec_teacher_labels")}
+
+    with pytest.raises(shopaug.ConfigError, match="not an augmented variant"):
+        RecBenchConfig(leave_one_out=["itemknn"])

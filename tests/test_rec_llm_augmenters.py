@@ -345,6 +345,26 @@ def test_two_orders_keep_only_picks_that_survive_reversing_the_candidates(tmp_pa
     assert set(two.candidates_) == users and all(len(c) == 4 for c in two.candidates_.values())
 
 
+def test_the_random_picker_asks_no_llm_and_takes_the_ends_of_the_shown_order(tmp_path):
+    data = split(shop(), "temporal", cut=CUT.to_pydatetime()).train
+    rec = Recorder()
+    sim = InteractionSimulation(max_history=3, n_candidates=4, n_negative=1, picker="random")
+    rows = sim.run(data, context(tmp_path, rec)).synthetic().interactions
+    assert rec.requests == []
+    users = {"u1", "u2", "u4", "u5", "u6", "u7"}  # the Chinese shopper too: nobody is asked
+    assert set(sim.shown_) == users and sim.report_["answered"] == 6
+    for user, shown in sim.shown_.items():
+        mine = rows[rows["user_id"] == user]
+        assert list(mine.loc[mine["event"] != "negative", "item_id"]) == shown[:2]
+        assert list(mine.loc[mine["event"] == "negative", "item_id"]) == shown[-1:]
+        assert sorted(shown) == sorted(sim.candidates_[user])
+    assert rows["llm_model"].isna().all() and (rows["augmenter"] == "interaction_simulation").all()
+    shuffled = sum(sim.shown_[u] != sim.candidates_[u] for u in users)
+    assert shuffled >= 3  # a seeded shuffle, not the base recommender's top
+    with pytest.raises(ValueError, match="orders must be 1"):
+        InteractionSimulation(picker="random", orders=2)
+
+
 # -- the real embedded model (short) --------------------------------------------------------------
 @pytest.mark.llm
 @pytest.mark.timeout(600)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -58,6 +58,10 @@ class InteractionSimulationConfig(LLMStageConfig):
     #: keep only the picks both answers make (a pick made for its position, not its
     #: product, rarely survives the reversal); twice the LLM calls
     orders: int = Field(1, ge=1, le=2)
+    #: "random": no LLM; the first n_positive shown candidates (a seeded shuffle when
+    #: ``shuffle``) become positives and the last n_negative negatives. The control
+    #: that tells whether the LLM's choices matter, or only its candidates do
+    picker: Literal["llm", "random"] = "llm"
     #: drop interactions at or after this time first
     cutoff: dt.datetime | None = None
     #: prompt language; "auto" picks Chinese when most of the user's titles are Chinese
@@ -75,6 +79,8 @@ class InteractionSimulationConfig(LLMStageConfig):
             raise ValueError(f"candidates_from: {exc}") from None
         if self.min_history > self.max_history:
             raise ValueError("min_history must not exceed max_history")
+        if self.picker == "random" and self.orders != 1:
+            raise ValueError("picker 'random' asks nobody, so orders must be 1")
         return self
 
 
@@ -124,6 +130,8 @@ class InteractionSimulation(Augmenter):
             if cfg.shuffle:
                 shown = [shown[i] for i in np.random.default_rng(seed).permutation(len(shown))]
             self.shown_[str(user)] = shown
+            if cfg.picker == "random":
+                continue
             fields = {"purchased": [titles.get(i, str(i)) for i in bought[user]]}
             lang = language_of(fields["purchased"], cfg.language)  # the shopper's language
             if (lang, len(shown)) not in templates:
@@ -138,12 +146,19 @@ class InteractionSimulation(Augmenter):
                 requests.append(template.request(
                     asked, examples, sampling=cfg.sampling(), request_id=request_id,
                     seed=seed, n_positive=cfg.n_positive, n_negative=cfg.n_negative))
-        self.report_["users"] = len(requests) // cfg.orders
-        if not requests:
-            return data
-        results = generate_structured(ctx.llm, requests, stage=self.name, retries=cfg.retries)
-        self.errors_ = save_errors(results, self.name, ctx)
-        picks = self._picks(results, asked_as)
+        if cfg.picker == "random":
+            self.report_["users"] = len(self.shown_)
+            picks = {user: (shown[: cfg.n_positive],
+                            shown[max(cfg.n_positive, len(shown) - cfg.n_negative):],
+                            None) for user, shown in self.shown_.items()}
+        else:
+            self.report_["users"] = len(requests) // cfg.orders
+            if not requests:
+                return data
+            results = generate_structured(ctx.llm, requests, stage=self.name,
+                                          retries=cfg.retries)
+            self.errors_ = save_errors(results, self.name, ctx)
+            picks = self._picks(results, asked_as)
         self.report_["answered"] = len(picks)
         self.report_["failed"] = self.report_["users"] - len(picks)
         rows = []
@@ -160,13 +175,13 @@ class InteractionSimulation(Augmenter):
         made["event"] = made["event"].fillna("purchase")
         self.report_["positives"] = int((made["event"] != "negative").sum())
         self.report_["negatives"] = int((made["event"] == "negative").sum())
-        out = self.provenance(made.drop(columns="prompt_id"), ctx,
-                              llm_model=ctx.llm.engine.model_id)
+        llm_model = ctx.llm.engine.model_id if cfg.picker == "llm" else None
+        out = self.provenance(made.drop(columns="prompt_id"), ctx, llm_model=llm_model)
         out["prompt_id"] = made["prompt_id"].to_numpy()
         return data.append("interactions", out)
 
     def _picks(self, results: list, asked_as: dict[str, tuple[str, bool]]
-               ) -> dict[str, tuple[list[str], list[str], str]]:
+               ) -> dict[str, tuple[list[str], list[str], str | None]]:
         """Per answered user: positive items, negative items and the template id. With
         two orders a user counts as answered only when both answers are valid, and an
         item is kept only when both answers put it on the same side."""

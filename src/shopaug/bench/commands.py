@@ -50,7 +50,10 @@ def _config(config_cls: type, args: argparse.Namespace):
     if getattr(args, "validation", False):
         cfg.validation = True
     if args.variants:
-        cfg.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+        chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
+        # the variants leave_one_out added still run (the chosen ones must include theirs)
+        loo = cfg.leave_one_out_variants() if hasattr(cfg, "leave_one_out_variants") else []
+        cfg.variants = chosen + [v for v in loo if v not in chosen]
     variants = cfg.table()[0]
     # a misspelt name under overrides: or use: would silently change nothing
     named = [*cfg.variants, *getattr(cfg, "ablation", []), *cfg.overrides,

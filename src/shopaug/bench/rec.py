@@ -16,7 +16,6 @@ without reading the test period.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -28,9 +27,11 @@ import pandas as pd
 from shopaug import registry
 from shopaug.artifacts import atomic_write_json
 from shopaug.bench import record_quality
+from shopaug.bench.rec_data import augment, restrict
 from shopaug.bench.variants import DefinedVariants, VariantTable
 from shopaug.data.bundle import ShopData
 from shopaug.data.split import Split, split
+from shopaug.errors import ConfigError
 from shopaug.evaluate.rec import per_user_metrics
 from shopaug.evaluate.stats import bootstrap_mean, paired_difference, sign_test_p
 from shopaug.quality.decontaminate import decontaminate
@@ -109,12 +110,13 @@ class RecBenchConfig(DefinedVariants):
         "sasrec_real": {"epochs": 10}, "sasrec_augmented": {"epochs": 10}})
     #: variants retrained with each augmenter alone (on the first seed)
     ablation: list[str] = field(default_factory=list)
-    #: per augmented variant, the augmenters whose synthetic interactions it trains on
-    #: (default: all), e.g. {"sasrec_augmented": ["sequence_augment"]}
+    #: per augmented variant, the augmenters whose output it trains on (default: all):
+    #: their synthetic rows and the item and user columns they filled (enriched
+    #: attributes, profiles), e.g. {"sasrec_augmented": ["sequence_augment"]}
     use: dict[str, list[str]] = field(default_factory=lambda: {
         # A sequence model learns order: attribute pseudo-users have none. On the
-        # validation window (scripts/rec_augment_loo.py --variant sasrec_augmented
-        # --only ..., 3 seeds) sequence_augment alone gave +0.0059* over real-only,
+        # validation window (3 seeds; arms that are `use:` lists in --config today)
+        # sequence_augment alone gave +0.0059* over real-only,
         # with interaction_simulation +0.0029*, all augmenters +0.0049*
         "sasrec_augmented": ["sequence_augment"]})
     #: drop synthetic purchases that are test purchases (the conservative default). The
@@ -133,6 +135,10 @@ class RecBenchConfig(DefinedVariants):
     define: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: more paired differences to report, [a, b] for a minus b (twins are paired anyway)
     compare: list[list[str]] = field(default_factory=list)
+    #: augmented variants to retrain without each augmenter in turn, over all seeds:
+    #: adds ``V_without_A`` (trained on everything V uses except A's output) and the
+    #: paired difference ``V - V_without_A``, what A adds to V, with its interval
+    leave_one_out: list[str] = field(default_factory=list)
     n_boot: int = 2000
     progress: bool = True
 
@@ -140,82 +146,36 @@ class RecBenchConfig(DefinedVariants):
     builtin_pairs: ClassVar[dict[str, str]] = PAIRS
     model_kind: ClassVar[str] = "recommender"
 
+    def __post_init__(self) -> None:
+        defined = dict(self.define)
+        loo = {}
+        for variant in self.leave_one_out:
+            spec = {**defined.get(variant, {})}
+            if variant in VARIANTS:
+                model, config, augmented = VARIANTS[variant]
+                spec = {"model": model, "config": config, "augmented": augmented,
+                        "twin": PAIRS.get(variant)}
+            if not spec or not spec.get("augmented"):
+                raise ConfigError(f"leave_one_out: {variant!r} is not an augmented variant")
+            used = self.use.get(variant) or [a["name"] for a in self.augment]
+            for name in used:
+                loo[f"{variant}_without_{name}"] = (variant, [u for u in used if u != name])
+                defined[f"{variant}_without_{name}"] = spec
+        self.define = defined
+        super().__post_init__()
+        for name, (variant, used) in loo.items():
+            self.use.setdefault(name, used)
+            if variant in self.overrides:
+                self.overrides.setdefault(name, self.overrides[variant])
+            if name not in self.variants:
+                self.variants.append(name)
+            if [variant, name] not in self.compare:
+                self.compare.append([variant, name])
 
-# -- augmentation ------------------------------------------------------------------
-
-def _target(train: ShopData, spec: dict[str, Any]) -> ShopData:
-    """The part of the training data an LLM stage should spend its budget on."""
-    target = spec.get("target") or {}
-    limit = int(target.get("max", 0)) or None
-    inter = train.interactions[train.interactions["origin"] == "real"]
-    if target.get("items") == "cold_and_tail":
-        counts = inter.groupby("item_id").size()
-        items = train.items.assign(n=train.items["item_id"].map(counts).fillna(0))
-        chosen = items.sort_values(["n", "item_id"], kind="stable").head(limit)["item_id"]
-        return train.replace(items=train.items[train.items["item_id"].isin(chosen)],
-                             interactions=inter[inter["item_id"].isin(chosen)])
-    if target.get("users") == "sparse":
-        counts = inter.groupby("user_id").size().sort_values(kind="stable")
-        chosen = counts.index[:limit] if limit else counts.index
-        users = train.users[train.users["user_id"].isin(chosen)]
-        return train.replace(users=users, interactions=inter[inter["user_id"].isin(chosen)])
-    return train
-
-
-def _merge(train: ShopData, name: str, base: ShopData, out: ShopData) -> ShopData:
-    """Fold one augmenter's output (run on ``base``) into ``train``: new synthetic
-    interactions and users are appended, changed item attributes and user profiles
-    are taken over."""
-    syn = out.interactions[out.interactions["origin"] == "synthetic"]
-    syn = syn[~syn.index.isin(base.interactions.index)] if len(base.interactions) else syn
-    merged = train.append("interactions", syn) if len(syn) else train
-    users, new_users = merged.users, out.users
-    known = set(users["user_id"])
-    added = new_users[~new_users["user_id"].isin(known)]
-    for col in ("profile_text", "interests"):
-        if col in new_users.columns:
-            values = new_users.set_index("user_id")[col].dropna()
-            if len(values):
-                if col not in users.columns:
-                    users = users.assign(**{col: None})
-                users = users.assign(**{col: users["user_id"].map(values).where(
-                    users["user_id"].isin(values.index), users[col])})
-    if len(added):
-        users = pd.concat([users, added], ignore_index=True)
-    items = merged.items
-    if "attributes" in out.items.columns:
-        attrs = out.items.set_index("item_id")["attributes"].dropna()
-        before = (base.items.set_index("item_id")["attributes"].dropna()
-                  if "attributes" in base.items.columns else pd.Series(dtype=object))
-        changed = attrs[~attrs.index.isin(before.index) | (attrs != before.reindex(attrs.index))]
-        if len(changed):
-            if "attributes" not in items.columns:
-                items = items.assign(attributes=None)
-            items = items.assign(attributes=items["item_id"].map(changed).where(
-                items["item_id"].isin(changed.index), items["attributes"]))
-    log.info("augmenter %s: %d synthetic interactions, %d new users", name, len(syn),
-             len(added))
-    return merged.replace(users=users, items=items)
-
-
-def augment(train: ShopData, specs: list[dict[str, Any]], ctx
-            ) -> tuple[ShopData, dict[str, ShopData], pd.DataFrame]:
-    """(all augmenters merged, each augmenter alone, report rows)."""
-    alone, report = {}, []
-    merged = train
-    for spec in specs:
-        start = time.perf_counter()
-        component = registry.create("augmenter", spec["name"], spec.get("config", {}))
-        base = _target(train, spec)
-        out = component.run(base, ctx)
-        alone[spec["name"]] = _merge(train, spec["name"], base, out)
-        merged = _merge(merged, spec["name"], base, out)
-        report.append({"augmenter": spec["name"], "seconds": time.perf_counter() - start,
-                       "synthetic_interactions": int(
-                           (alone[spec["name"]].interactions["origin"] == "synthetic").sum()),
-                       "report": json.dumps(getattr(component, "report_", {}) or {},
-                                            default=str)})
-    return merged, alone, pd.DataFrame(report)
+    def leave_one_out_variants(self) -> list[str]:
+        """The variants ``leave_one_out`` added: diagnostics, never the headline's best."""
+        return [v for v in self.variants
+                if any(v.startswith(f"{x}_without_") for x in self.leave_one_out)]
 
 
 # -- training and scoring ---------------------------------------------------------
@@ -228,8 +188,11 @@ def _fit_eval(variant: str, data: ShopData, parts: Split, cfg: RecBenchConfig,
     return per_user_metrics(model, parts.train, parts, cfg.ks)
 
 
-def run_variants(parts: Split, augmented: ShopData, cfg: RecBenchConfig
+def run_variants(parts: Split, augmented: ShopData, cfg: RecBenchConfig,
+                 columns: dict[str, list[str]] | None = None
                  ) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Every variant over every seed; ``columns`` (augmenter -> the ``table.column``s
+    it filled) lets a variant with a ``use`` list leave other augmenters' columns out."""
     from tqdm.auto import tqdm
 
     rows, seconds = [], {}
@@ -240,8 +203,8 @@ def run_variants(parts: Split, augmented: ShopData, cfg: RecBenchConfig
         for variant in cfg.variants:
             bar.set_postfix_str(f"seed {seed} {variant}")
             start = time.perf_counter()
-            data = (augmented.keep_augmenters(cfg.use.get(variant)) if table[variant][2]
-                    else parts.train)
+            data = (restrict(augmented, parts.train, cfg.use.get(variant), columns or {})
+                    if table[variant][2] else parts.train)
             rows.append(_fit_eval(variant, data, parts, cfg, seed).assign(
                 variant=variant, seed=seed))
             seconds[variant] = seconds.get(variant, 0.0) + time.perf_counter() - start
@@ -252,7 +215,10 @@ def run_variants(parts: Split, augmented: ShopData, cfg: RecBenchConfig
 
 def summarize(per_user: pd.DataFrame, ks: list[int], n_boot: int = 2000,
               table: VariantTable = VARIANTS, pairs: dict[str, str] = PAIRS,
-              compare: list[list[str]] | None = None) -> dict[str, Any]:
+              compare: list[list[str]] | None = None,
+              not_headline: list[str] | None = None) -> dict[str, Any]:
+    """Intervals per variant and slice, the paired differences, and the headline: the
+    best augmented variant against the best real-only one (``not_headline`` excluded)."""
     metrics = [m for k in ks for m in (f"recall@{k}", f"ndcg@{k}")]
     out: dict[str, Any] = {"metrics": metrics, "variants": {}, "paired": {}}
     for (variant, slice_), frame in per_user.groupby(["variant", "slice"], sort=False):
@@ -282,7 +248,8 @@ def summarize(per_user: pd.DataFrame, ks: list[int], n_boot: int = 2000,
         out["paired"].setdefault(f"{a} - {b}", paired(a, b))
     # the headline: best augmented model vs best real-only model, by overall recall
     first = metrics[0]
-    means = {v: r["all"][first]["mean"] for v, r in out["variants"].items() if "all" in r}
+    means = {v: r["all"][first]["mean"] for v, r in out["variants"].items()
+             if "all" in r and v not in (not_headline or [])}
     aug = [v for v in means if table.get(v, ("", {}, False))[2]]
     real = [v for v in means if not table.get(v, ("", {}, False))[2]]
     if aug and real:
@@ -345,9 +312,12 @@ def run_rec_benchmark(data: ShopData, out_dir: str | Path, cfg: RecBenchConfig,
     timings["augment"] = time.perf_counter() - start
     augmented, dropped = decontaminate(augmented, parts.test,
                                        interactions=cfg.decontaminate_interactions)
-    per_user, seconds = run_variants(parts, augmented, cfg)
+    columns = ({r["augmenter"]: str(r["columns"]).split() for r in report.to_dict("records")}
+               if len(report) else {})
+    per_user, seconds = run_variants(parts, augmented, cfg, columns)
     timings.update({f"fit+eval:{k}": v for k, v in seconds.items()})
-    summary = summarize(per_user, cfg.ks, cfg.n_boot, table, pairs, cfg.compare)
+    summary = summarize(per_user, cfg.ks, cfg.n_boot, table, pairs, cfg.compare,
+                        cfg.leave_one_out_variants())
     summary["pairs"] = {aug: real for aug, real in pairs.items()
                         if aug in cfg.variants and real in cfg.variants}
     if cfg.ablation and alone:

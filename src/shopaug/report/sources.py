@@ -93,12 +93,17 @@ def _experiment(path: Path, summary: dict[str, Any]) -> dict[str, Any]:
 
 def variant_arms(variants: list[str], pairs: dict[str, str]) -> dict[str, tuple[str, str]]:
     """variant -> (model, arm). An augmented variant and its real twin share the model name
-    (the twin's name without ``_real``); a variant without a twin is arm "real"."""
-    out = {}
+    (the twin's name without ``_real``); a variant without a twin is arm "real". When
+    several augmented variants share a twin (leave-one-out arms, defined ones), the first
+    is arm "augmented" and the others are named by their variant, so none overwrites
+    another."""
+    out: dict[str, tuple[str, str]] = {}
     for v in variants:
         twin = pairs.get(v)
         if twin is not None:
-            out[v] = (twin.removesuffix("_real"), "augmented")
+            model = twin.removesuffix("_real")
+            taken = (model, "augmented") in out.values()
+            out[v] = (model, v.removeprefix(f"{model}_") if taken else "augmented")
         else:
             out[v] = (v.removesuffix("_real"), "real")
     return out
