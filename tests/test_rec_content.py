@@ -98,3 +98,28 @@ def test_synthetic_weight_moves_the_taste(value: float) -> None:
     assert top.startswith("g" if value == 0.0 else "m")
     vec = model.item_vectors(["m1", "nope"])
     assert np.isclose(np.linalg.norm(vec[0]), 1.0, atol=1e-4) and not vec[1].any()
+
+
+def test_attribute_weight_blends_the_values_in_and_bounds_how_far_an_item_moves() -> None:
+    from shopaug.models.rec.content import embed_texts
+
+    attrs = json.dumps({"colour": {"value": "red", "grounded": True}})
+    items = pd.DataFrame({"item_id": ["a", "b"], "title": ["Wool scarf", "Tea cup"],
+                          "attributes": [attrs, None]})
+    data = ShopData(items=items)
+    raw, values, joined = embed_texts(["Wool scarf", "colour: red",
+                                       "Wool scarf. colour: red", "Tea cup"], threads=1)[:3]
+    vectors = {}
+    for weight in (None, 0.0, 0.2, 5.0):
+        model = ContentRecommender(threads=1, attribute_weight=weight).fit(data)
+        vectors[weight] = model.item_vectors(["a", "b"])
+        assert np.allclose(np.linalg.norm(vectors[weight], axis=1), 1, atol=1e-5)
+    assert np.allclose(vectors[None][0], joined, atol=1e-5)  # appended to the text
+    assert np.allclose(vectors[0.0][0], raw, atol=1e-5)
+    expected = (raw + 0.2 * values) / np.linalg.norm(raw + 0.2 * values)
+    assert np.allclose(vectors[0.2][0], expected, atol=1e-5)
+    # the more weight, the closer to the values; an item without values never moves
+    assert raw @ vectors[0.2][0] > raw @ vectors[5.0][0]
+    assert values @ vectors[5.0][0] > values @ vectors[0.2][0]
+    for weight in (0.0, 0.2, 5.0):
+        assert np.allclose(vectors[weight][1], vectors[0.0][1], atol=1e-6)

@@ -85,6 +85,11 @@ class ContentConfig(ComponentConfig):
     #: only attribute values found in the item's own text (a small LLM's inferred ones
     #: are often wrong: "category: food" for a hot water bottle)
     grounded_only: bool = False
+    #: None: attribute values are appended to the item text. A number w: the item vector
+    #: is unit(emb(text) + w * emb(attribute values)), so enriching only some items (the
+    #: coldest) moves them less far from the others, whose text the shoppers' tastes are
+    #: made of
+    attribute_weight: float | None = Field(None, ge=0.0)
     #: blend in the embedding of users.profile_text (from user_profiles) when present
     profile_weight: float = Field(0.5, ge=0.0)
     #: the user's most recent N purchased items make up their taste
@@ -111,8 +116,7 @@ class ContentRecommender(Recommender):
         start = time.perf_counter()
         items = train.items.drop_duplicates("item_id")
         self.item_ids_ = items["item_id"].astype(str).to_numpy()
-        texts = rec_item_text(items, cfg.use_attributes, cfg.grounded_only).tolist()
-        self.item_emb_ = embed_texts(texts, cfg.threads) if len(texts) else np.zeros((0, 384))
+        self.item_emb_ = self._item_vectors(items)
         index = pd.Index(self.item_ids_)
         inter = positives(train.interactions)
         inter = inter.assign(w=weights(inter), row=index.get_indexer(inter["item_id"]))
@@ -134,6 +138,24 @@ class ContentRecommender(Recommender):
         log.info("content: %d items, %d users in %.1fs", len(index), len(self.user_vec_),
                  self.fit_seconds_)
         return self
+
+    def _item_vectors(self, items: pd.DataFrame) -> np.ndarray:
+        cfg = self.config
+        if not len(items):
+            return np.zeros((0, 384))
+        blend = (cfg.use_attributes and cfg.attribute_weight is not None
+                 and "attributes" in items.columns)
+        texts = rec_item_text(items, cfg.use_attributes and not blend, cfg.grounded_only)
+        emb = embed_texts(texts.tolist(), cfg.threads)
+        if not blend:
+            return emb
+        attrs = items["attributes"].map(lambda v: attribute_text(v, cfg.grounded_only))
+        has = (attrs.fillna("") != "").to_numpy()
+        if has.any():
+            emb = emb.copy()
+            emb[has] += cfg.attribute_weight * embed_texts(attrs[has].tolist(), cfg.threads)
+            emb[has] /= np.linalg.norm(emb[has], axis=1, keepdims=True).clip(1e-12)
+        return emb
 
     def _user_vectors(self, train: ShopData, inter: pd.DataFrame
                       ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
