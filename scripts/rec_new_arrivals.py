@@ -63,7 +63,7 @@ def main() -> None:
     enrich = [spec for spec in DEFAULT_AUGMENT if spec["name"] == "item_enrichment"]
     llm = LLMConfig(**dict(args.llm))
     ctx = RunContext(seed=0, run_dir=Path(args.out), progress=True, llm_config=llm)
-    enriched, _, _ = augment(parts.train, enrich, ctx)
+    enriched, _ = augment(parts.train, enrich, ctx)
 
     test = parts.test.interactions.astype({"user_id": str, "item_id": str})
     truth = test[test["item_id"].isin(set(parts.cold_items))].drop_duplicates(

@@ -162,8 +162,7 @@ def test_a_use_list_leaves_out_other_augmenters_rows_and_the_columns_they_filled
     train = split(data, "temporal", test_days=30).train
     llm = LLM(FakeEngine(), LLMCache(tmp_path / "c.sqlite"), progress=False)
     ctx = RunContext(seed=0, run_dir=tmp_path, progress=False, _llm=llm)
-    merged, _, report = augment(train, [SMALL_AUGMENT[0], SMALL_AUGMENT[1], SMALL_AUGMENT[4]],
-                                ctx)
+    merged, report = augment(train, [SMALL_AUGMENT[0], SMALL_AUGMENT[1], SMALL_AUGMENT[4]], ctx)
     columns = {r["augmenter"]: r["columns"].split() for r in report.to_dict("records")}
     assert columns == {"item_enrichment": ["items.attributes"],
                        "user_profiles": ["users.profile_text", "users.interests"],
@@ -222,3 +221,5 @@ def test_leave_one_out_retrains_a_variant_without_each_augmenter(tmp_path, capsy
 
     with pytest.raises(shopaug.ConfigError, match="not an augmented variant"):
         RecBenchConfig(leave_one_out=["itemknn"])
+    with pytest.raises(shopaug.ConfigError, match="unknown variant 'hybrid_augmentd'"):
+        RecBenchConfig(leave_one_out=["hybrid_augmentd"])

@@ -9,7 +9,7 @@ test users: Recall/NDCG/HR/MAP@k overall and on the cold-user, cold-item and
 long-tail slices, mean over (seed, user) with a 95% bootstrap interval that
 resamples users (a user scored under every seed is one unit), and paired
 differences augmented minus real. With ``ablation`` on, the chosen variants are
-also trained with each augmenter alone. With ``validation`` on, the training side is
+also trained with each augmenter alone; with ``leave_one_out``, without each one. With ``validation`` on, the training side is
 split again the same way and everything runs inside it, so settings can be chosen
 without reading the test period.
 """
@@ -159,9 +159,13 @@ class RecBenchConfig(DefinedVariants):
                 model, config, augmented = VARIANTS[variant]
                 spec = {"model": model, "config": config, "augmented": augmented,
                         "twin": PAIRS.get(variant)}
-            if not spec or not spec.get("augmented"):
+            if not spec:
+                raise ConfigError(f"leave_one_out: unknown variant {variant!r}; known: "
+                                  f"{[*VARIANTS, *self.define]}")
+            if not spec.get("augmented"):
                 raise ConfigError(f"leave_one_out: {variant!r} is not an augmented variant")
-            used = self.use.get(variant) or [a["name"] for a in self.augment]
+            used = self.use.get(variant)
+            used = [a["name"] for a in self.augment] if used is None else used
             for name in used:
                 loo[f"{variant}_without_{name}"] = (variant, [u for u in used if u != name])
                 defined[f"{variant}_without_{name}"] = spec
@@ -311,8 +315,8 @@ def run_rec_benchmark(data: ShopData, out_dir: str | Path, cfg: RecBenchConfig,
     start = time.perf_counter()
     table, pairs = cfg.table()
     needs_aug = any(table[v][2] for v in cfg.variants)
-    augmented, alone, report = (augment(parts.train, cfg.augment, ctx) if needs_aug
-                                else (parts.train, {}, pd.DataFrame()))
+    augmented, report = (augment(parts.train, cfg.augment, ctx) if needs_aug
+                         else (parts.train, pd.DataFrame()))
     timings["augment"] = time.perf_counter() - start
     augmented, dropped = decontaminate(augmented, parts.test,
                                        interactions=cfg.decontaminate_interactions)
@@ -324,8 +328,8 @@ def run_rec_benchmark(data: ShopData, out_dir: str | Path, cfg: RecBenchConfig,
                         cfg.leave_one_out_variants())
     summary["pairs"] = {aug: real for aug, real in pairs.items()
                         if aug in cfg.variants and real in cfg.variants}
-    if cfg.ablation and alone:
-        summary["ablation"] = ablation(parts, alone, cfg)
+    if cfg.ablation and len(report):
+        summary["ablation"] = ablation(parts, augmented, columns, cfg)
     summary["timings_seconds"] = {k: round(v, 2) for k, v in timings.items()}
     summary["decontaminated"] = dropped
     summary["split"] = parts.report()
@@ -351,10 +355,10 @@ def run_rec_benchmark(data: ShopData, out_dir: str | Path, cfg: RecBenchConfig,
     return summary
 
 
-def ablation(parts: Split, alone: dict[str, ShopData], cfg: RecBenchConfig
-             ) -> dict[str, dict[str, float]]:
+def ablation(parts: Split, augmented: ShopData, columns: dict[str, list[str]],
+             cfg: RecBenchConfig) -> dict[str, dict[str, float]]:
     """Overall and cold-item recall of each ablation variant with each augmenter alone
-    (first seed), next to its real-only twin."""
+    (first seed), next to its real-only twin; ``columns`` as for ``restrict``."""
     metric = f"recall@{cfg.ks[0]}"
     seed = cfg.seeds[0]
     out: dict[str, dict[str, float]] = {}
@@ -365,8 +369,9 @@ def ablation(parts: Split, alone: dict[str, ShopData], cfg: RecBenchConfig
         if twin:
             frame = _fit_eval(twin, parts.train, parts, cfg, seed)
             rows["(real only)"] = frame
-        for name, data in alone.items():
-            rows[f"+{name}"] = _fit_eval(variant, data, parts, cfg, seed)
+        for name in columns:
+            rows[f"+{name}"] = _fit_eval(variant, restrict(augmented, parts.train, [name],
+                                                           columns), parts, cfg, seed)
         out[variant] = {
             label: {f"{metric}:{s}": float(f.loc[f["slice"] == s, metric].mean())
                     for s in ("all", "cold_users", "cold_items", "long_tail")

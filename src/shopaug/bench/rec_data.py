@@ -73,24 +73,25 @@ def _merge(train: ShopData, name: str, base: ShopData, out: ShopData) -> ShopDat
 
 
 def augment(train: ShopData, specs: list[dict[str, Any]], ctx
-            ) -> tuple[ShopData, dict[str, ShopData], pd.DataFrame]:
-    """(all augmenters merged, each augmenter alone, report rows)."""
-    alone, report = {}, []
+            ) -> tuple[ShopData, pd.DataFrame]:
+    """(all augmenters' output merged into ``train``, one report row per augmenter with
+    its synthetic interactions and the ``table.column``s it filled)."""
+    report = []
     merged = train
     for spec in specs:
         start = time.perf_counter()
         component = registry.create("augmenter", spec["name"], spec.get("config", {}))
         base = _target(train, spec)
         out = component.run(base, ctx)
-        alone[spec["name"]] = _merge(train, spec["name"], base, out)
+        alone = _merge(train, spec["name"], base, out)
         merged = _merge(merged, spec["name"], base, out)
         report.append({"augmenter": spec["name"], "seconds": time.perf_counter() - start,
                        "synthetic_interactions": int(
-                           (alone[spec["name"]].interactions["origin"] == "synthetic").sum()),
-                       "columns": " ".join(changed_columns(train, alone[spec["name"]])),
+                           (alone.interactions["origin"] == "synthetic").sum()),
+                       "columns": " ".join(changed_columns(train, alone)),
                        "report": json.dumps(getattr(component, "report_", {}) or {},
                                             default=str)})
-    return merged, alone, pd.DataFrame(report)
+    return merged, pd.DataFrame(report)
 
 
 #: the tables whose columns an augmenter can fill (enriched attributes, profiles), by key
