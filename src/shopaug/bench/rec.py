@@ -9,9 +9,9 @@ test users: Recall/NDCG/HR/MAP@k overall and on the cold-user, cold-item and
 long-tail slices, mean over (seed, user) with a 95% bootstrap interval that
 resamples users (a user scored under every seed is one unit), and paired
 differences augmented minus real. With ``ablation`` on, the chosen variants are
-also trained with each augmenter alone; with ``leave_one_out``, without each one. With ``validation`` on, the training side is
-split again the same way and everything runs inside it, so settings can be chosen
-without reading the test period.
+also trained with each augmenter alone; with ``leave_one_out``, without each one.
+With ``validation`` on, the training side is split again the same way and everything
+runs inside it, so settings can be chosen without reading the test period.
 """
 
 from __future__ import annotations
