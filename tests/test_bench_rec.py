@@ -223,3 +223,6 @@ def test_leave_one_out_retrains_a_variant_without_each_augmenter(tmp_path, capsy
         RecBenchConfig(leave_one_out=["itemknn"])
     with pytest.raises(shopaug.ConfigError, match="unknown variant 'hybrid_augmentd'"):
         RecBenchConfig(leave_one_out=["hybrid_augmentd"])
+    clash = {"als_augmented_without_user_profiles": {"model": "als", "augmented": True}}
+    with pytest.raises(shopaug.ConfigError, match="rename the one under define"):
+        RecBenchConfig(leave_one_out=["als_augmented"], define=clash)

@@ -167,8 +167,12 @@ class RecBenchConfig(DefinedVariants):
             used = self.use.get(variant)
             used = [a["name"] for a in self.augment] if used is None else used
             for name in used:
-                loo[f"{variant}_without_{name}"] = (variant, [u for u in used if u != name])
-                defined[f"{variant}_without_{name}"] = spec
+                new = f"{variant}_without_{name}"
+                if new in self.define:
+                    raise ConfigError(f"leave_one_out makes a variant {new!r}; rename the "
+                                      "one under define:")
+                loo[new] = (variant, [u for u in used if u != name])
+                defined[new] = spec
         self.define = defined
         super().__post_init__()
         for name, (variant, used) in loo.items():
