@@ -171,6 +171,8 @@ def test_a_use_list_leaves_out_other_augmenters_rows_and_the_columns_they_filled
 
     rows_only = restrict(merged, train, ["sequence_augment"], columns)
     assert set(rows_only.synthetic().interactions["augmenter"]) == {"sequence_augment"}
+    assert set(rows_only.synthetic().users["augmenter"]) <= {"sequence_augment"}
+    assert restrict(merged, train, [], columns).users.equals(train.users)
     assert "attributes" not in rows_only.items.columns  # the real catalog has none
     assert "profile_text" not in rows_only.users.columns
     columns_only = restrict(merged, train, ["item_enrichment"], columns)

@@ -103,8 +103,8 @@ def changed_columns(real: ShopData, augmented: ShopData) -> list[str]:
     data or changes for a real row."""
     changed = []
     for table, key in _KEYED.items():
-        before = getattr(real, table).set_index(key)
-        after = getattr(augmented, table).set_index(key)
+        before = getattr(real, table).drop_duplicates(key).set_index(key)
+        after = getattr(augmented, table).drop_duplicates(key).set_index(key)
         after = after[after.index.isin(before.index)]
         for col in after.columns:
             new = after[col]
@@ -124,10 +124,11 @@ def restrict(augmented: ShopData, real: ShopData, augmenters: list[str] | None,
     """The augmented data as if only ``augmenters`` had run (None: all of them): the
     others' synthetic rows are dropped and the columns they filled (``columns``:
     augmenter -> ``table.column``, as ``augment`` reports them) get their real values
-    back. A column two augmenters filled goes back if either is left out."""
+    back. A column two augmenters filled goes back if either is left out. Users the
+    others made up (pseudo-users) go too."""
     if augmenters is None:
         return augmented
-    data = augmented.keep_augmenters(augmenters)
+    data = augmented.keep_augmenters(augmenters).keep_augmenters(augmenters, "users")
     for name, cols in columns.items():
         if name in augmenters:
             continue
