@@ -221,6 +221,15 @@ def test_leave_one_out_retrains_a_variant_without_each_augmenter(tmp_path, capsy
                     ("itemknn", "augmented_without_sequence_augment"),
                     ("itemknn", "augmented_without_rec_teacher_labels")}
 
+    # --variants on the command line keeps the leave-one-out variants of its choice
+    import argparse
+
+    from shopaug.bench.commands import _config
+
+    args = argparse.Namespace(config=str(tmp_path / "bench.yaml"), seeds=None,
+                              no_progress=True, variants="itemknn,itemknn_augmented")
+    assert _config(RecBenchConfig, args).variants == ["itemknn", "itemknn_augmented", *loo]
+
     with pytest.raises(shopaug.ConfigError, match="not an augmented variant"):
         RecBenchConfig(leave_one_out=["itemknn"])
     with pytest.raises(shopaug.ConfigError, match="unknown variant 'hybrid_augmentd'"):

@@ -44,16 +44,15 @@ def _config(config_cls: type, args: argparse.Namespace):
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"{args.config}: unknown setting {key!r}{hint}; known: {known}")
+    if args.variants:  # --variants beats the file's list; given to the constructor, so
+        # what the config derives from its variants (leave_one_out's) is derived from these
+        extra = {**extra, "variants": [v.strip() for v in args.variants.split(",")
+                                       if v.strip()]}
     cfg = config_cls(**{"seeds": list(range(3)), "progress": not args.no_progress, **extra})
     if args.seeds is not None:  # --seeds N beats the file's list
         cfg.seeds = list(range(args.seeds))
     if getattr(args, "validation", False):
         cfg.validation = True
-    if args.variants:
-        chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
-        # the variants leave_one_out added still run (the chosen ones must include theirs)
-        loo = cfg.leave_one_out_variants() if hasattr(cfg, "leave_one_out_variants") else []
-        cfg.variants = chosen + [v for v in loo if v not in chosen]
     variants = cfg.table()[0]
     # a misspelt name under overrides: or use: would silently change nothing
     named = [*cfg.variants, *getattr(cfg, "ablation", []), *cfg.overrides,

@@ -155,13 +155,13 @@ class RecBenchConfig(DefinedVariants):
         loo = {}
         for variant in self.leave_one_out:
             spec = {**defined.get(variant, {})}
-            if variant in VARIANTS:
-                model, config, augmented = VARIANTS[variant]
+            if variant in self.builtin_variants:
+                model, config, augmented = self.builtin_variants[variant]
                 spec = {"model": model, "config": config, "augmented": augmented,
-                        "twin": PAIRS.get(variant)}
+                        "twin": self.builtin_pairs.get(variant)}
             if not spec:
                 raise ConfigError(f"leave_one_out: unknown variant {variant!r}; known: "
-                                  f"{[*VARIANTS, *self.define]}")
+                                  f"{[*self.builtin_variants, *self.define]}")
             if not spec.get("augmented"):
                 raise ConfigError(f"leave_one_out: {variant!r} is not an augmented variant")
             used = self.use.get(variant)

@@ -150,7 +150,7 @@ class ContentRecommender(Recommender):
         if not blend:
             return emb
         attrs = items["attributes"].map(lambda v: attribute_text(v, cfg.grounded_only))
-        has = (attrs.fillna("") != "").to_numpy()
+        has = (attrs != "").to_numpy()
         if has.any():
             emb = emb.copy()
             emb[has] += cfg.attribute_weight * embed_texts(attrs[has].tolist(), cfg.threads)
