@@ -28,6 +28,8 @@ def per_unit(run: Path) -> pd.DataFrame:
     for name in ("per_user.csv", "per_query.csv"):
         if (run / name).exists():
             frame = pd.read_csv(run / name, dtype={k: str for k in KEYS})
+            if "user_id" in frame.columns and "window" not in frame.columns:
+                frame = frame.assign(window=0)  # a rec run from before rolling origin
             return frame if "slice" in frame.columns else frame.assign(slice="all")
     raise SystemExit(f"{run}: no per_user.csv or per_query.csv (is it a bench output?)")
 
@@ -41,10 +43,13 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, variant: str, metric: str, slice_:
         rows = frame[(frame["variant"] == variant) & (frame["slice"] == slice_)]
         if rows.empty or metric not in rows.columns:
             raise SystemExit(f"run {run} has no {metric} for {variant!r} on {slice_!r}")
-        series.append(rows.set_index(["seed", key])[metric].sort_index())
+        # a rec run with several windows (rolling origin) scores a user once per window
+        keys = ["window", "seed", key] if key == "user_id" else ["seed", key]
+        series.append(rows.set_index(keys)[metric].sort_index())
     shared = series[0].index.intersection(series[1].index)
     if not len(shared):
-        raise SystemExit("the runs share no (seed, user): not the same split and seeds")
+        raise SystemExit("the runs share no (seed, user): not the same split, windows and "
+                         "seeds")
     d = paired_difference(series[0], series[1], n_boot)
     return {"variant": variant, "slice": slice_, "A": series[0].loc[shared].mean(),
             "B": series[1].loc[shared].mean(), "diff": d.mean, "lo": d.lo, "hi": d.hi,

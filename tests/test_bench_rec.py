@@ -237,3 +237,71 @@ def test_leave_one_out_retrains_a_variant_without_each_augmenter(tmp_path, capsy
     clash = {"als_augmented_without_user_profiles": {"model": "als", "augmented": True}}
     with pytest.raises(shopaug.ConfigError, match="rename the one under define"):
         RecBenchConfig(leave_one_out=["als_augmented"], define=clash)
+
+
+def test_windows_benchmark_earlier_periods_and_pool_them(data, tmp_path):
+    """Rolling origin: window 1 is the period before the test month, with its own cut,
+    augmenters and prompt audit; the pooled intervals count a customer once."""
+    import argparse
+
+    from shopaug.bench.commands import _config
+
+    args = argparse.Namespace(config=None, seeds=1, no_progress=True, windows=2,
+                              variants="popularity,itemknn,itemknn_augmented")
+    cfg = _config(RecBenchConfig, args)
+    assert cfg.windows == 2
+    cfg.augment, cfg.n_boot = [*SMALL_AUGMENT[:3], SMALL_AUGMENT[4]], 100
+    out = tmp_path / "out"
+    llm = LLM(FakeEngine(), LLMCache(tmp_path / "c.sqlite"), progress=False)
+    summary = run_rec_benchmark(data, out, cfg, llm=llm)
+    written = json.loads((out / "metrics.json").read_text())
+    outer = split(data, "temporal", test_days=30)
+    inner = split(outer.train, "temporal", test_days=30)
+    cuts = [pd.Timestamp(w["split"]["cut"]) for w in written["windows"]]
+    assert cuts == [outer.cut, inner.cut]
+    per_user = pd.read_csv(out / "per_user.csv", dtype={"user_id": str})
+    assert set(per_user["window"]) == {0, 1}
+    for k, side in enumerate((outer, inner)):
+        scored = per_user.loc[per_user["window"] == k, "user_id"]
+        assert set(scored) <= set(side.test.interactions["user_id"].astype(str))
+    synthetic = pd.read_csv(out / "synthetic_interactions.csv", parse_dates=["timestamp"])
+    for k, side in enumerate((outer, inner)):
+        rows = synthetic[synthetic["window"] == k]
+        assert len(rows) and (rows["timestamp"] < side.cut).all()
+    # a customer in both windows is one unit of the pooled interval
+    everyone = per_user.loc[(per_user["slice"] == "all")
+                            & (per_user["variant"] == "itemknn"), "user_id"]
+    assert everyone.duplicated().any()
+    pooled = written["paired"]["itemknn_augmented - itemknn"]["all"]["recall@20"]
+    assert pooled["n"] == everyone.nunique() < len(everyone)
+    assert written["variants"]["itemknn"]["all"]["users"] == everyone.nunique()
+    for w in written["windows"]:
+        assert w["users"] == (per_user.loc[everyone.index, "window"] == w["window"]).sum()
+        assert "itemknn_augmented - itemknn" in w["paired"]
+    # each window's prompts are audited against its own test period
+    audits = [json.loads((out / name).read_text())
+              for name in ("quality.json", "quality_window1.json")]
+    prompts = [next(c for c in q["checks"] if c["name"] == "prompts_with_test_only_items")
+               for q in audits]
+    assert all(c["passed"] for c in prompts)
+    assert all(int(re.search(r"of ([\d,]+) prompts", c["detail"])[1].replace(",", "")) > 0
+               for c in prompts)
+    from shopaug.bench.rec import write_table
+
+    text = write_table(summary)
+    assert "pooled over 2 windows" in text and "window 1: from" in text
+    assert (out / "summary.txt").read_text().strip() == text.strip()
+    from shopaug.report.sources import load_report_model
+
+    table = next(t for t in load_report_model(out)["tables"]
+                 if t["title"].startswith("Each window alone"))
+    assert [r[0] for r in table["rows"]] == [0, 1]
+    assert "itemknn_augmented - itemknn" in table["columns"]
+
+
+def test_windows_must_fit_in_the_data(data, tmp_path):
+    with pytest.raises(shopaug.ConfigError, match="at least 1"):
+        RecBenchConfig(windows=0)
+    cfg = RecBenchConfig(windows=14, variants=["popularity"], progress=False)
+    with pytest.raises(shopaug.ConfigError, match="reaches back before the data starts"):
+        run_rec_benchmark(data, tmp_path / "out", cfg)

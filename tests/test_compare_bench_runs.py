@@ -54,3 +54,10 @@ def test_a_missing_variant_or_a_different_split_is_a_clear_error(script, tmp_pat
         script.compare(a, other, "hybrid_augmented", "recall@20", "all")
     with pytest.raises(SystemExit, match=r"no per_user\.csv"):
         script.per_unit(tmp_path)
+
+
+def test_a_run_from_before_rolling_origin_pairs_with_window_0(script, tmp_path):
+    old = script.per_unit(write_run(tmp_path / "old", np.linspace(0, 1, 20)))
+    new = pd.concat([old.assign(window=0), old.assign(window=1, user_id="w1" + old["user_id"])])
+    result = script.compare(new, old, "hybrid_augmented", "recall@20", "all")
+    assert result["diff"] == 0 and result["units"] == 10 and result["only_in_one"] == 20

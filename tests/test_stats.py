@@ -62,3 +62,9 @@ def test_only_a_seed_level_makes_rows_share_a_unit():
     seeded = pd.MultiIndex.from_tuples([(0, "q1"), (1, "q1"), (1, "q2")],
                                        names=["seed", "query_id"])
     assert units_of(seeded).tolist() == [0, 0, 1]
+    # the rec bench's rolling origin: a customer tested in two windows is one customer
+    windowed = pd.MultiIndex.from_tuples([(0, 0, "u1"), (1, 0, "u1"), (1, 1, "u2")],
+                                         names=["window", "seed", "user_id"])
+    assert units_of(windowed).tolist() == [0, 0, 1]
+    a = pd.Series([1.0, 1.0, 0.0], index=windowed)
+    assert paired_difference(a, a * 0).n == 2

@@ -124,6 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--validation", action="store_true",
                      help="split the training side again and score its last period, never "
                      "the test period (for choosing settings)")
+    rec.add_argument("--windows", type=int, help="rolling origin: also benchmark the N - 1 "
+                     "periods before the test (or validation) period and pool them "
+                     "(default 1, or `windows:` in --config)")
 
     judge = _bench_parser(bench_sub, "judge", "LLM judge vs your human grades",
                           "native, crowdflower, esci, wands")

@@ -48,6 +48,8 @@ def _config(config_cls: type, args: argparse.Namespace):
         # what the config derives from its variants (leave_one_out's) is derived from these
         extra = {**extra, "variants": [v.strip() for v in args.variants.split(",")
                                        if v.strip()]}
+    if getattr(args, "windows", None) is not None:  # --windows N beats the file's
+        extra = {**extra, "windows": args.windows}
     cfg = config_cls(**{"seeds": list(range(3)), "progress": not args.no_progress, **extra})
     if args.seeds is not None:  # --seeds N beats the file's list
         cfg.seeds = list(range(args.seeds))

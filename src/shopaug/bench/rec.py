@@ -11,7 +11,9 @@ resamples users (a user scored under every seed is one unit), and paired
 differences augmented minus real. With ``ablation`` on, the chosen variants are
 also trained with each augmenter alone; with ``leave_one_out``, without each one.
 With ``validation`` on, the training side is split again the same way and everything
-runs inside it, so settings can be chosen without reading the test period.
+runs inside it, so settings can be chosen without reading the test period. With
+``windows`` N, the N - 1 periods before it are benchmarked the same way (rolling
+origin) and pooled.
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ from shopaug import registry
 from shopaug.artifacts import atomic_write_json
 from shopaug.bench import record_quality
 from shopaug.bench.rec_data import augment, restrict
+from shopaug.bench.rec_summary import per_window, summarize, write_table
 from shopaug.bench.variants import DefinedVariants, VariantTable
 from shopaug.data.bundle import ShopData
 from shopaug.data.split import Split, split
 from shopaug.errors import ConfigError
 from shopaug.evaluate.rec import per_user_metrics
-from shopaug.evaluate.stats import bootstrap_mean, paired_difference, sign_test_p
 from shopaug.quality.decontaminate import decontaminate
 
 log = logging.getLogger(__name__)
@@ -143,6 +145,10 @@ class RecBenchConfig(DefinedVariants):
     #: adds ``V_without_A`` (trained on everything V uses except A's output) and the
     #: paired difference ``V - V_without_A``, what A adds to V, with its interval
     leave_one_out: list[str] = field(default_factory=list)
+    #: rolling-origin evaluation: also score the ``windows - 1`` periods before the test
+    #: (or validation) period, each with the whole protocol on what precedes it, and pool
+    #: them, so a setting is judged over several periods, not one
+    windows: int = 1
     n_boot: int = 2000
     progress: bool = True
 
@@ -151,6 +157,8 @@ class RecBenchConfig(DefinedVariants):
     model_kind: ClassVar[str] = "recommender"
 
     def __post_init__(self) -> None:
+        if self.windows < 1:
+            raise ConfigError(f"windows must be at least 1, not {self.windows}")
         defined = dict(self.define)
         loo = {}
         for variant in self.leave_one_out:
@@ -201,7 +209,7 @@ def _fit_eval(variant: str, data: ShopData, parts: Split, cfg: RecBenchConfig,
 
 
 def run_variants(parts: Split, augmented: ShopData, cfg: RecBenchConfig,
-                 columns: dict[str, list[str]] | None = None
+                 columns: dict[str, list[str]] | None = None, desc: str = "rec bench"
                  ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Every variant over every seed; ``columns`` (augmenter -> the ``table.column``s
     it filled) lets a variant with a ``use`` list leave other augmenters' columns out."""
@@ -209,7 +217,7 @@ def run_variants(parts: Split, augmented: ShopData, cfg: RecBenchConfig,
 
     rows, seconds = [], {}
     table = cfg.table()[0]
-    bar = tqdm(total=len(cfg.seeds) * len(cfg.variants), desc="rec bench", unit="fit",
+    bar = tqdm(total=len(cfg.seeds) * len(cfg.variants), desc=desc, unit="fit",
                disable=not cfg.progress)
     for seed in cfg.seeds:
         for variant in cfg.variants:
@@ -225,138 +233,114 @@ def run_variants(parts: Split, augmented: ShopData, cfg: RecBenchConfig,
     return pd.concat(rows, ignore_index=True), seconds
 
 
-def summarize(per_user: pd.DataFrame, ks: list[int], n_boot: int = 2000,
-              table: VariantTable = VARIANTS, pairs: dict[str, str] = PAIRS,
-              compare: list[list[str]] | None = None,
-              not_headline: list[str] | None = None) -> dict[str, Any]:
-    """Intervals per variant and slice, the paired differences, and the headline: the
-    best augmented variant against the best real-only one (``not_headline`` excluded)."""
-    metrics = [m for k in ks for m in (f"recall@{k}", f"ndcg@{k}")]
-    out: dict[str, Any] = {"metrics": metrics, "variants": {}, "paired": {}}
-    for (variant, slice_), frame in per_user.groupby(["variant", "slice"], sort=False):
-        res = out["variants"].setdefault(variant, {})
-        res[slice_] = {m: bootstrap_mean(frame[m], n_boot, units=frame["user_id"]).to_dict()
-                       for m in metrics}
-        res[slice_]["users"] = int(frame["user_id"].nunique())
-        res[slice_]["means"] = {c: float(frame[c].mean()) for c in frame.columns if "@" in c}
-    indexed = per_user.set_index(["slice", "seed", "user_id"])
-    variants = set(per_user["variant"])
+def _windows(data: ShopData, cfg: RecBenchConfig) -> list[Split]:
+    """Window 0 is the test period (the validation period with ``validation``); each
+    next window is the same split of the previous one's training side."""
+    spec = cfg.split
 
-    def paired(a_name: str, b_name: str) -> dict[str, Any]:
-        a = indexed[indexed["variant"] == a_name]
-        b = indexed[indexed["variant"] == b_name]
-        res = {}
-        for slice_ in a.index.get_level_values(0).unique():
-            res[slice_] = {m: {**paired_difference(a.loc[slice_][m], b.loc[slice_][m],
-                                                   n_boot).to_dict(),
-                               "sign_test_p": sign_test_p(a.loc[slice_][m], b.loc[slice_][m])}
-                           for m in metrics}
-        return res
+    def cut(side: ShopData) -> Split:
+        return split(side, spec["name"], seed=0, **spec.get("config", {}))
 
-    for aug, real in pairs.items():
-        if aug in variants and real in variants:
-            out["paired"][f"{aug} - {real}"] = paired(aug, real)
-    for a, b in compare or []:
-        out["paired"].setdefault(f"{a} - {b}", paired(a, b))
-    # the headline: best augmented model vs best real-only model, by overall recall
-    first = metrics[0]
-    means = {v: r["all"][first]["mean"] for v, r in out["variants"].items()
-             if "all" in r and v not in (not_headline or [])}
-    aug = [v for v in means if table.get(v, ("", {}, False))[2]]
-    real = [v for v in means if not table.get(v, ("", {}, False))[2]]
-    if aug and real:
-        best_aug, best_real = max(aug, key=means.get), max(real, key=means.get)
-        out["best"] = {"augmented": best_aug, "real": best_real}
-        out["paired"][f"{best_aug} - {best_real} (best vs best)"] = paired(best_aug, best_real)
-    return out
-
-
-def write_table(summary: dict[str, Any]) -> str:
-    metric = summary["metrics"][0]
-    slices = ["all", "cold_users", "cold_items", "long_tail"]
-    where = (" on the VALIDATION period (the end of the training side)"
-             if summary.get("scored_on") == "validation" else "")
-    name_width = max([20, *(len(v) + 2 for v in summary["variants"])])
-    lines = [f"{metric} (mean over (seed, test user), 95% interval resampling users, on 'all')"
-             f"{where}", "",
-             f"{'variant':<{name_width}}{'all':>8}  {'95% CI':<18}" + "".join(
-                 f"{s:>12}" for s in slices[1:])]
-    for variant, res in summary["variants"].items():
-        a = res.get("all", {}).get(metric, {})
-        cells = "".join(f"{res[s][metric]['mean']:>12.4f}" if s in res else f"{'-':>12}"
-                        for s in slices[1:])
-        lines.append(f"{variant:<{name_width}}{a.get('mean', float('nan')):>8.4f}  "
-                     f"[{a.get('lo', float('nan')):.4f}, {a.get('hi', float('nan')):.4f}]"
-                     + cells)
-    lines.append("")
-    width = max((len(pair) + 2 for pair in summary["paired"]), default=0)
-    for pair, res in summary["paired"].items():
-        for slice_ in ("all", "cold_items"):
-            if slice_ in res:
-                d = res[slice_][metric]
-                mark = "*" if d["excludes_zero"] else " "
-                lines.append(f"{pair:<{width}}{slice_:<11}{d['mean']:+.4f} "
-                             f"[{d['lo']:+.4f}, {d['hi']:+.4f}]{mark}")
-    if summary.get("quality"):
-        lines += ["", summary["quality"]]
-    return "\n".join(lines)
+    parts = [cut(data)]
+    if cfg.validation:
+        parts = [cut(parts[0].train)]
+    for k in range(1, cfg.windows):
+        try:
+            parts.append(cut(parts[-1].train))
+        except ConfigError as err:
+            raise ConfigError(f"windows: {cfg.windows} reaches back before the data starts: "
+                              f"window {k} fails ({err}); use at most {k} windows") from err
+    return parts
 
 
 def run_rec_benchmark(data: ShopData, out_dir: str | Path, cfg: RecBenchConfig,
                       llm_config=None, llm=None) -> dict[str, Any]:
-    """Run the benchmark; ``llm`` (an `LLM`) overrides the one built from ``llm_config``."""
+    """Run the benchmark; ``llm`` (an `LLM`) overrides the one built from ``llm_config``.
+    With ``windows`` > 1 every window runs the whole protocol (augmenters included, on
+    its own training side) and the summary pools their users; ablation runs on window 0."""
     from shopaug.pipeline.runner import RunContext
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    spec = cfg.split
-    parts = split(data, spec["name"], seed=0, **spec.get("config", {}))
-    if cfg.validation:
-        parts = split(parts.train, spec["name"], seed=0, **spec.get("config", {}))
-    ctx = RunContext(seed=0, run_dir=out_dir, progress=cfg.progress, llm_config=llm_config,
-                     _llm=llm)
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
+    windows = _windows(data, cfg)
     table, pairs = cfg.table()
     needs_aug = any(table[v][2] for v in cfg.variants)
-    augmented, report = (augment(parts.train, cfg.augment, ctx) if needs_aug
-                         else (parts.train, pd.DataFrame()))
-    timings["augment"] = time.perf_counter() - start
-    augmented, dropped = decontaminate(augmented, parts.test,
-                                       interactions=cfg.decontaminate_interactions)
-    columns = ({r["augmenter"]: str(r["columns"]).split() for r in report.to_dict("records")}
-               if len(report) else {})
-    per_user, seconds = run_variants(parts, augmented, cfg, columns)
-    timings.update({f"fit+eval:{k}": v for k, v in seconds.items()})
+    timings: dict[str, float] = {"augment": 0.0}
+    frames, reports, synthetic, details = [], [], [], []
+    first: tuple[Split, ShopData, dict[str, list[str]], pd.DataFrame] | None = None
+    for k, parts in enumerate(windows):
+        # one LLM for all windows; a context per window, so each window's prompt audit
+        # is checked against its own test period
+        ctx = RunContext(seed=0, run_dir=out_dir, progress=cfg.progress,
+                         llm_config=llm_config, _llm=llm)
+        start = time.perf_counter()
+        augmented, report = (augment(parts.train, cfg.augment, ctx) if needs_aug
+                             else (parts.train, pd.DataFrame()))
+        timings["augment"] += time.perf_counter() - start
+        llm = ctx._llm
+        augmented, dropped = decontaminate(augmented, parts.test,
+                                           interactions=cfg.decontaminate_interactions)
+        columns = ({r["augmenter"]: str(r["columns"]).split()
+                    for r in report.to_dict("records")} if len(report) else {})
+        desc = f"rec bench, window {k}" if len(windows) > 1 else "rec bench"
+        per_user, seconds = run_variants(parts, augmented, cfg, columns, desc)
+        for name, s in seconds.items():
+            timings[f"fit+eval:{name}"] = timings.get(f"fit+eval:{name}", 0.0) + s
+        frames.append(per_user.assign(window=k))
+        reports.append(report.assign(window=k))
+        rows = augmented.interactions
+        synthetic.append(rows[rows["origin"] == "synthetic"].assign(window=k))
+        detail = {"window": k, "split": parts.report(), "decontaminated": dropped,
+                  "synthetic_counts": augmented.origin_counts()}
+        if needs_aug:
+            from shopaug.quality.report import assess
+
+            quality = assess(augmented, test=parts.test, prompts=ctx.audit)
+            name = "quality.json" if k == 0 else f"quality_window{k}.json"
+            atomic_write_json(out_dir / name, quality.to_dict())
+            detail["quality"] = quality
+        details.append(detail)
+        if k == 0:
+            first = (parts, augmented, columns, report)
+    assert first is not None
+    per_user = pd.concat(frames, ignore_index=True)
     summary = summarize(per_user, cfg.ks, cfg.n_boot, table, pairs, cfg.compare,
                         cfg.leave_one_out_variants())
     summary["pairs"] = {aug: real for aug, real in pairs.items()
                         if aug in cfg.variants and real in cfg.variants}
+    parts, augmented, columns, report = first
     if cfg.ablation and len(report):
         summary["ablation"] = ablation(parts, augmented, columns, cfg)
     summary["timings_seconds"] = {k: round(v, 2) for k, v in timings.items()}
-    summary["decontaminated"] = dropped
-    summary["split"] = parts.report()
-    summary["synthetic_counts"] = augmented.origin_counts()
+    summary["decontaminated"] = details[0]["decontaminated"]
+    summary["split"] = details[0]["split"]
+    summary["synthetic_counts"] = details[0]["synthetic_counts"]
     summary["seeds"] = cfg.seeds
     summary["scored_on"] = "validation" if cfg.validation else "test"
-    summary["llm"] = ctx._llm.ledger.to_dict() if ctx._llm is not None else None
+    summary["llm"] = llm.ledger.to_dict() if llm is not None else None
     if needs_aug:
-        from shopaug.quality.report import assess
-
-        quality = assess(augmented, test=parts.test, prompts=ctx.audit)
-        atomic_write_json(out_dir / "quality.json", quality.to_dict())
-        record_quality(summary, quality, log)
+        _record_quality(summary, [d.pop("quality") for d in details])
+    if len(windows) > 1:
+        stats = per_window(per_user, summary, cfg.n_boot)
+        summary["windows"] = [{**d, **stats.get(d["window"], {})} for d in details]
     per_user.to_csv(out_dir / "per_user.csv", index=False)
-    report.to_csv(out_dir / "augment_report.csv", index=False)
-    synthetic = augmented.interactions[augmented.interactions["origin"] == "synthetic"]
-    synthetic.to_csv(out_dir / "synthetic_interactions.csv", index=False)
+    pd.concat(reports, ignore_index=True).to_csv(out_dir / "augment_report.csv", index=False)
+    pd.concat(synthetic, ignore_index=True).to_csv(out_dir / "synthetic_interactions.csv",
+                                                   index=False)
     atomic_write_json(out_dir / "metrics.json", summary)
     (out_dir / "summary.txt").write_text(write_table(summary) + "\n")
     from shopaug.report.html import write_report
 
     write_report(out_dir)
     return summary
+
+
+def _record_quality(summary: dict[str, Any], reports: list) -> None:
+    """One verdict for the run: window 0's, or the first failing window's."""
+    failing = next((k for k, r in enumerate(reports) if not r.passed), None)
+    record_quality(summary, reports[failing or 0], log)
+    if failing:  # window 0 passed, an older one did not
+        summary["quality"] = f"window {failing}: {summary['quality']}"
 
 
 def ablation(parts: Split, augmented: ShopData, columns: dict[str, list[str]],

@@ -11,6 +11,8 @@ independent evidence narrows the interval by up to the square root of the number
 seeds. So the unit resampled (and sign-flipped, and counted by the sign test) is the
 group: every row of a series indexed by ``seed`` and something else belongs to the
 unit named by the something else, and ``bootstrap_mean`` takes ``units`` for the same.
+A ``window`` level (the rec bench's rolling origin) is dropped the same way: a customer
+tested in several periods is one customer.
 """
 
 from __future__ import annotations
@@ -37,11 +39,11 @@ class Interval:
 
 
 def units_of(index: pd.Index) -> np.ndarray | None:
-    """The independent unit of each row of a ``(seed, group...)`` index: the group;
-    None (every row its own unit) for an index without a ``seed`` level."""
+    """The independent unit of each row of a ``([window,] seed, group...)`` index: the
+    group; None (every row its own unit) for an index without a ``seed`` level."""
     if not isinstance(index, pd.MultiIndex) or "seed" not in index.names:
         return None
-    rest = index.droplevel("seed")
+    rest = index.droplevel([n for n in ("window", "seed") if n in index.names])
     return pd.factorize(rest if isinstance(rest, pd.MultiIndex) else rest.to_numpy())[0]
 
 

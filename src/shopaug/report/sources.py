@@ -288,6 +288,7 @@ def bench_rec_model(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
     if table:
         model["tables"].append(table)
     model["tables"].extend(_ablation_tables(metrics.get("ablation") or {}))
+    model["tables"].extend(_window_tables(metrics.get("windows") or [], names[:1]))
     model["notes"].append(f"{', '.join(names)}: mean over (seed, test user) with a 95% "
                           "bootstrap interval over users; lift = augmented variant minus its "
                           "real-only twin, paired by user.")
@@ -303,6 +304,27 @@ def _ablation_tables(ablation: dict[str, Any]) -> list[dict[str, Any]]:
                     "rows": [[label, *(r.get(c) for c in columns)] for label, r in rows.items()],
                     "note": None})
     return out
+
+
+def _window_tables(windows: list[dict[str, Any]], metric: list[str]) -> list[dict[str, Any]]:
+    """Rolling origin: each window's paired differences next to the pooled ones above."""
+    pairs = list(dict.fromkeys(p for w in windows for p in w.get("paired") or {}))
+    pairs = [p for p in pairs  # best vs best that repeats a twin pair
+             if not (p.endswith(" (best vs best)") and p.split(" (")[0] in pairs)]
+    if len(windows) < 2 or not pairs:
+        return []
+
+    def cell(d: dict[str, Any] | None) -> str:
+        if not d:
+            return ""
+        star = "*" if d.get("excludes_zero") else ""
+        return f"{d['mean']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}]{star}"
+
+    rows = [[w["window"], str((w.get("split") or {}).get("cut", "")), w.get("users"),
+             *(cell((w.get("paired") or {}).get(p)) for p in pairs)] for w in windows]
+    return [{"title": f"Each window alone ({', '.join(metric)}, slice all; window 0 is the "
+                      "latest)", "columns": ["window", "from", "users", *pairs],
+             "rows": rows, "note": "* the interval excludes zero"}]
 
 
 def rec_samples(path: Path) -> list[dict[str, Any]]:
