@@ -104,10 +104,14 @@ def _window_lines(summary: dict[str, Any]) -> list[str]:
     lines = ["", f"{metric} per window on 'all' (window 0 is the latest period; the table "
              f"above pools all {len(windows)}, a customer in several windows counting once)"]
     for w in windows:
+        # best vs best that repeats a twin pair is left out
+        pairs = {p: d for p, d in w["paired"].items()
+                 if not (p.endswith(" (best vs best)") and p.split(" (")[0] in w["paired"])}
+        width = max([28, *(len(name) + 2 for name in [*w["variants"], *pairs])])
         lines.append(f"window {w['window']}: from {w['split']['cut']}, {w['users']} users")
-        lines += [f"  {v:<28}{m:.4f}" for v, m in w["variants"].items()]
-        lines += [f"  {pair:<40}{d['mean']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}]"
-                  + ("*" if d["excludes_zero"] else "") for pair, d in w["paired"].items()]
+        lines += [f"  {v:<{width}}{m:.4f}" for v, m in w["variants"].items()]
+        lines += [f"  {pair:<{width}}{d['mean']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}]"
+                  + ("*" if d["excludes_zero"] else "") for pair, d in pairs.items()]
     return lines
 
 
