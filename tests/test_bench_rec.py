@@ -305,3 +305,39 @@ def test_windows_must_fit_in_the_data(data, tmp_path):
     cfg = RecBenchConfig(windows=14, variants=["popularity"], progress=False)
     with pytest.raises(shopaug.ConfigError, match="reaches back before the data starts"):
         run_rec_benchmark(data, tmp_path / "out", cfg)
+
+
+def test_a_failing_older_window_fails_the_run_and_is_named():
+    from types import SimpleNamespace
+
+    from shopaug.bench.rec import _record_quality
+
+    def report(passed: bool, verdict: str):
+        return SimpleNamespace(passed=passed, verdict=lambda: verdict)
+
+    summary: dict = {}
+    _record_quality(summary, [report(True, "all passed"), report(False, "1 FAILED")])
+    assert summary == {"quality_passed": False, "quality": "window 1: 1 FAILED"}
+    _record_quality(summary, [report(True, "all passed"), report(True, "all passed")])
+    assert summary == {"quality_passed": True, "quality": "all passed"}
+    _record_quality(summary, [report(False, "2 FAILED"), report(False, "1 FAILED")])
+    assert summary == {"quality_passed": False, "quality": "2 FAILED"}
+
+
+def test_older_windows_can_leave_out_items_not_yet_sold(data):
+    from shopaug.bench.rec import _windows
+
+    whole = _windows(data, RecBenchConfig(windows=3))
+    then = _windows(data, RecBenchConfig(windows=3, catalog_as_of_period=True))
+    assert len(then[0].train.items) == len(whole[0].train.items)  # the test month's
+    first_sale = data.interactions.groupby("item_id")["timestamp"].min()
+    for k in (1, 2):
+        items = set(then[k].train.items["item_id"])
+        assert len(items) < len(whole[k].train.items)
+        period_end = then[k - 1].cut  # window k's test period ends at the next cut
+        assert (first_sale.reindex(list(items)).dropna() < period_end).all()
+        # the interactions and the split itself do not change
+        assert then[k].cut == whole[k].cut
+        assert len(then[k].test.interactions) == len(whole[k].test.interactions)
+    validation = _windows(data, RecBenchConfig(validation=True, catalog_as_of_period=True))
+    assert set(validation[0].train.items["item_id"]) == set(then[1].train.items["item_id"])

@@ -33,7 +33,8 @@ def summarize(per_user: pd.DataFrame, ks: list[int], n_boot: int = 2000,
     if table is None or pairs is None:
         from shopaug.bench.rec import PAIRS, VARIANTS
 
-        table, pairs = table or VARIANTS, pairs or PAIRS
+        table = VARIANTS if table is None else table
+        pairs = PAIRS if pairs is None else pairs
     metrics = [m for k in ks for m in (f"recall@{k}", f"ndcg@{k}")]
     out: dict[str, Any] = {"metrics": metrics, "variants": {}, "paired": {}}
     for (variant, slice_), frame in per_user.groupby(["variant", "slice"], sort=False):
