@@ -278,6 +278,8 @@ def test_windows_benchmark_earlier_periods_and_pool_them(data, tmp_path):
     for w in written["windows"]:
         assert w["users"] == (per_user.loc[everyone.index, "window"] == w["window"]).sum()
         assert "itemknn_augmented - itemknn" in w["paired"]
+        assert not any(p.removesuffix(" (best vs best)") in written["paired"]  # no repeats
+                       for p in w["paired"] if p.endswith(" (best vs best)"))
     # each window's prompts are audited against its own test period
     audits = [json.loads((out / name).read_text())
               for name in ("quality.json", "quality_window1.json")]

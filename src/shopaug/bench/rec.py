@@ -250,7 +250,7 @@ def _windows(data: ShopData, cfg: RecBenchConfig) -> list[Split]:
     def cut(side: ShopData) -> Split:
         return split(side, spec["name"], seed=0, **spec.get("config", {}))
 
-    sold = set(data.interactions["item_id"])
+    sold = set(data.interactions["item_id"]) if cfg.catalog_as_of_period else set()
 
     def as_of_then(side: ShopData) -> ShopData:
         """Without the catalog items first sold after ``side`` ends: they did not exist
@@ -286,7 +286,7 @@ def run_rec_benchmark(data: ShopData, out_dir: str | Path, cfg: RecBenchConfig,
     needs_aug = any(table[v][2] for v in cfg.variants)
     timings: dict[str, float] = {"augment": 0.0}
     frames, reports, synthetic, details = [], [], [], []
-    first: tuple[Split, ShopData, dict[str, list[str]], pd.DataFrame] | None = None
+    ablated = None
     for k, parts in enumerate(windows):
         # one LLM for all windows; a context per window, so each window's prompt audit
         # is checked against its own test period
@@ -319,17 +319,15 @@ def run_rec_benchmark(data: ShopData, out_dir: str | Path, cfg: RecBenchConfig,
             atomic_write_json(out_dir / name, quality.to_dict())
             detail["quality"] = quality
         details.append(detail)
-        if k == 0:
-            first = (parts, augmented, columns, report)
-    assert first is not None
+        if k == 0 and cfg.ablation and len(report):
+            ablated = ablation(parts, augmented, columns, cfg)
     per_user = pd.concat(frames, ignore_index=True)
     summary = summarize(per_user, cfg.ks, cfg.n_boot, table, pairs, cfg.compare,
                         cfg.leave_one_out_variants())
     summary["pairs"] = {aug: real for aug, real in pairs.items()
                         if aug in cfg.variants and real in cfg.variants}
-    parts, augmented, columns, report = first
-    if cfg.ablation and len(report):
-        summary["ablation"] = ablation(parts, augmented, columns, cfg)
+    if ablated is not None:
+        summary["ablation"] = ablated
     summary["timings_seconds"] = {k: round(v, 2) for k, v in timings.items()}
     summary["decontaminated"] = details[0]["decontaminated"]
     summary["split"] = details[0]["split"]

@@ -89,7 +89,10 @@ def per_window(per_user: pd.DataFrame, summary: dict[str, Any], n_boot: int = 20
                          for v, s in frame.groupby("variant", sort=False)[metric]},
             "paired": {}}
         for pair in summary["paired"]:
-            a, b = pair.removesuffix(" (best vs best)").split(" - ")
+            base = pair.removesuffix(" (best vs best)")
+            if base != pair and base in summary["paired"]:
+                continue  # best vs best that repeats a twin pair
+            a, b = base.split(" - ")
             if {a, b} <= set(res["variants"]):
                 res["paired"][pair] = paired_difference(indexed.loc[a], indexed.loc[b],
                                                         n_boot).to_dict()
@@ -105,9 +108,7 @@ def _window_lines(summary: dict[str, Any]) -> list[str]:
     lines = ["", f"{metric} per window on 'all' (window 0 is the latest period; the table "
              f"above pools all {len(windows)}, a customer in several windows counting once)"]
     for w in windows:
-        # best vs best that repeats a twin pair is left out
-        pairs = {p: d for p, d in w["paired"].items()
-                 if not (p.endswith(" (best vs best)") and p.split(" (")[0] in w["paired"])}
+        pairs = w["paired"]
         width = max([28, *(len(name) + 2 for name in [*w["variants"], *pairs])])
         lines.append(f"window {w['window']}: from {w['split']['cut']}, {w['users']} users")
         lines += [f"  {v:<{width}}{m:.4f}" for v, m in w["variants"].items()]

@@ -309,8 +309,6 @@ def _ablation_tables(ablation: dict[str, Any]) -> list[dict[str, Any]]:
 def _window_tables(windows: list[dict[str, Any]], metric: list[str]) -> list[dict[str, Any]]:
     """Rolling origin: each window's paired differences next to the pooled ones above."""
     pairs = list(dict.fromkeys(p for w in windows for p in w.get("paired") or {}))
-    pairs = [p for p in pairs  # best vs best that repeats a twin pair
-             if not (p.endswith(" (best vs best)") and p.split(" (")[0] in pairs)]
     if len(windows) < 2 or not pairs:
         return []
 
