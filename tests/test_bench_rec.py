@@ -343,3 +343,41 @@ def test_older_windows_can_leave_out_items_not_yet_sold(data):
         assert len(then[k].test.interactions) == len(whole[k].test.interactions)
     validation = _windows(data, RecBenchConfig(validation=True, catalog_as_of_period=True))
     assert set(validation[0].train.items["item_id"]) == set(then[1].train.items["item_id"])
+
+
+def test_models_that_ignore_the_seed_are_fitted_once_and_stand_for_every_seed(data, monkeypatch):
+    import shopaug.bench.rec as rec
+
+    fits: list[tuple[str, int]] = []
+    real_fit_eval = rec._fit_eval
+
+    def counting(variant, train, parts, cfg, seed):
+        fits.append((variant, seed))
+        return real_fit_eval(variant, train, parts, cfg, seed)
+
+    monkeypatch.setattr(rec, "_fit_eval", counting)
+    cfg = RecBenchConfig(seeds=[0, 1, 2], variants=["itemknn", "als_real"], progress=False,
+                         overrides={"als_real": {"threads": 1, "iterations": 2}})
+    parts = rec._windows(data, cfg)[0]
+    rows, _ = rec.run_variants(parts, parts.train, cfg)
+    assert fits == [("itemknn", 0), ("als_real", 0), ("als_real", 1), ("als_real", 2)]
+    knn = rows[rows["variant"] == "itemknn"]
+    assert sorted(knn["seed"].unique()) == [0, 1, 2]
+    by_seed = [knn[knn["seed"] == s].drop(columns="seed").reset_index(drop=True)
+               for s in (0, 1, 2)]
+    pd.testing.assert_frame_equal(by_seed[0], by_seed[2])
+    # a seeded model really differs between seeds, so reusing its fit would be wrong
+    als = rows[rows["variant"] == "als_real"]
+    assert not als[als["seed"] == 0].drop(columns="seed").reset_index(drop=True).equals(
+        als[als["seed"] == 1].drop(columns="seed").reset_index(drop=True))
+
+
+@pytest.mark.parametrize("name", ["popularity", "itemknn", "content"])
+def test_a_model_marked_seed_free_gives_the_same_lists_under_any_seed(data, name):
+    from shopaug import registry
+
+    assert registry.get("recommender", name).seeded is False
+    users = sorted(data.interactions["user_id"].unique())[:30]
+    lists = [registry.create("recommender", name, {}).fit(data, seed=s).recommend(users, 10)
+             for s in (0, 7)]
+    pd.testing.assert_frame_equal(lists[0], lists[1])

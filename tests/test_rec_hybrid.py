@@ -92,3 +92,20 @@ def test_each_source_trains_on_the_augmenters_it_names() -> None:
     tops = [model.recommend(["u5"], k=1)["item_id"].iloc[0] for _, model in fitted]
     assert tops[0] == tops[3] == "own0"
     assert tops[1] == tops[2] != "own0"
+
+
+def test_user_features_count_real_purchases_only() -> None:
+    # A simulated pick is dated at the user's last event, so the ranker never sees it in
+    # its labelled window; counted when serving, it would pass for a past purchase.
+    data = _rebuyers(n_users=20)
+    last = data.interactions.loc[data.interactions["user_id"] == "u1", "timestamp"].max()
+    picks = pd.DataFrame({"user_id": "u1", "item_id": ["own2", "own3"], "timestamp": last,
+                          "origin": "synthetic", "augmenter": "interaction_simulation",
+                          "value": 0.5})
+    sources = [{"name": "popularity", "n": 30, "config": {"include_synthetic": True}}]
+    hybrid = HybridRecommender(sources=sources, valid_days=21, n_estimators=10).fit(
+        data.append("interactions", picks))
+    cands = hybrid._candidates(hybrid.sources_, hybrid.train_, ["u1"]).set_index("item_id")
+    assert cands.loc["own2", "user_item_count"] == 0
+    assert cands.loc["own1", "user_item_count"] == 12
+    assert (cands["user_rows"] == 24).all()  # 12 weeks x 2 real purchases

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,9 @@ RECS_COLUMNS = ("user_id", "item_id", "rank", "score")
 class Recommender(Component):
     kind = "recommender"
     Config = ComponentConfig
+    #: False when ``fit`` never reads its seed: a benchmark then fits once and reuses
+    #: the result for every seed instead of training identical models again
+    seeded: ClassVar[bool] = True
 
     def fit(self, train: ShopData, seed: int = 0) -> Recommender:
         raise NotImplementedError

@@ -109,6 +109,7 @@ class ContentRecommender(Recommender):
     """Cosine between a user's taste vector and each item's text embedding."""
 
     name = "content"
+    seeded = False  # nothing in fit is random
     Config = ContentConfig
 
     def fit(self, train: ShopData, seed: int = 0) -> ContentRecommender:

@@ -41,6 +41,7 @@ class ItemKNNConfig(ComponentConfig):
 
 class ItemKNN(MatrixRecommender):
     name = "itemknn"
+    seeded = False  # nothing in fit is random
     Config = ItemKNNConfig
 
     def _fit_matrix(self, inter: pd.DataFrame, w: np.ndarray, users: np.ndarray,

@@ -28,6 +28,7 @@ class PopularityConfig(ComponentConfig):
 
 class Popularity(Recommender):
     name = "popularity"
+    seeded = False  # nothing in fit is random
     Config = PopularityConfig
 
     def fit(self, train: ShopData, seed: int = 0) -> Popularity:
