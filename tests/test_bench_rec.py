@@ -381,3 +381,18 @@ def test_a_model_marked_seed_free_gives_the_same_lists_under_any_seed(data, name
     lists = [registry.create("recommender", name, {}).fit(data, seed=s).recommend(users, 10)
              for s in (0, 7)]
     pd.testing.assert_frame_equal(lists[0], lists[1])
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].glob("scripts/rec_*.yaml")),
+                         ids=lambda p: p.name)
+def test_the_published_rec_configs_still_build(path):
+    # The README's numbers cite these files: a renamed variant or setting must break here,
+    # not when a reader reruns a result.
+    import argparse
+
+    from shopaug.bench.commands import _config
+
+    args = argparse.Namespace(config=str(path), variants=None, windows=None, seeds=None,
+                              no_progress=True, validation=False)
+    cfg = _config(RecBenchConfig, args)
+    assert cfg.variants and set(cfg.variants) <= set(cfg.table()[0])
