@@ -228,8 +228,8 @@ def run_variants(parts: Split, augmented: ShopData, cfg: RecBenchConfig,
     table = cfg.table()[0]
     # a model whose fit never reads the seed gives the same lists under every seed:
     # fitted once, its rows stand for every seed (each seed still has its rows)
-    once = {v: cfg.seeds[0] for v in cfg.variants
-            if not registry.get("recommender", table[v][0]).seeded}
+    seed_free = {v for v in cfg.variants
+                 if not registry.get("recommender", table[v][0]).seeded}
     first: dict[str, pd.DataFrame] = {}
     bar = tqdm(total=len(cfg.seeds) * len(cfg.variants), desc=desc, unit="fit",
                disable=not cfg.progress)
@@ -245,7 +245,7 @@ def run_variants(parts: Split, augmented: ShopData, cfg: RecBenchConfig,
                     if table[variant][2] else parts.train)
             rows.append(_fit_eval(variant, data, parts, cfg, seed).assign(
                 variant=variant, seed=seed))
-            if once.get(variant) == seed:
+            if variant in seed_free:  # first seed: later seeds reuse these rows
                 first[variant] = rows[-1]
             seconds[variant] = seconds.get(variant, 0.0) + time.perf_counter() - start
             bar.update()
