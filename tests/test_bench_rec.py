@@ -396,3 +396,18 @@ def test_the_published_rec_configs_still_build(path):
                               no_progress=True, validation=False)
     cfg = _config(RecBenchConfig, args)
     assert cfg.variants and set(cfg.variants) <= set(cfg.table()[0])
+
+
+def test_a_variant_whose_use_list_names_no_augmenter_that_runs_is_flagged(caplog):
+    # content_augmented reads item_enrichment's output only: without that augmenter it
+    # would quietly be its real-only twin
+    augment = [{"name": "sequence_augment"}]
+    with caplog.at_level("WARNING", logger="shopaug.bench.rec"):
+        RecBenchConfig(variants=["content_real", "content_augmented"], augment=augment)
+    assert "content_augmented trains on the output of item_enrichment" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="shopaug.bench.rec"):
+        RecBenchConfig(variants=["content_real", "content_augmented"])
+        RecBenchConfig(variants=["itemknn_augmented"], augment=augment,
+                       use={"itemknn_augmented": []})
+    assert caplog.text == ""
