@@ -5,10 +5,12 @@ the same users (queries) under the same seeds, so a variant's per-user results p
 up: A minus B, with the bench's own statistics (a bootstrap that resamples users or
 queries, a user scored under three seeds counting once, and a paired permutation test).
 Use it to compare two settings of an augmenter when they cannot be two variants of one
-run (an augmenter runs once per bench).
+run (an augmenter runs once per bench). ``--variant NAME_A=NAME_B`` pairs two differently
+named variants, e.g. one run alone against the twin of an earlier run.
 
     python scripts/compare_bench_runs.py RUN_A RUN_B --variant hybrid_augmented \\
-        [--variant hybrid_real] [--metric recall@20] [--slice all --slice cold_users]
+        [--variant hybrid_real] [--variant mine=hybrid_real] [--metric recall@20] \\
+        [--slice all --slice cold_users]
 """
 
 from __future__ import annotations
@@ -35,14 +37,15 @@ def per_unit(run: Path) -> pd.DataFrame:
 
 
 def compare(a: pd.DataFrame, b: pd.DataFrame, variant: str, metric: str, slice_: str,
-            n_boot: int = 2000) -> dict:
-    """Mean of A and B and the paired difference A - B over the units both scored."""
+            n_boot: int = 2000, variant_b: str | None = None) -> dict:
+    """Mean of A and B and the paired difference A - B over the units both scored:
+    ``variant`` of A against ``variant_b`` (default: the same name) of B."""
     key = next(k for k in KEYS if k in a.columns)
     series = []
-    for frame, run in ((a, "A"), (b, "B")):
-        rows = frame[(frame["variant"] == variant) & (frame["slice"] == slice_)]
+    for frame, run, name in ((a, "A", variant), (b, "B", variant_b or variant)):
+        rows = frame[(frame["variant"] == name) & (frame["slice"] == slice_)]
         if rows.empty or metric not in rows.columns:
-            raise SystemExit(f"run {run} has no {metric} for {variant!r} on {slice_!r}")
+            raise SystemExit(f"run {run} has no {metric} for {name!r} on {slice_!r}")
         # a rec run with several windows (rolling origin) scores a user once per window
         keys = ["window", "seed", key] if key == "user_id" else ["seed", key]
         series.append(rows.set_index(keys)[metric].sort_index())
@@ -68,11 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     a, b = per_unit(args.run_a), per_unit(args.run_b)
     metric = args.metric or ("recall@20" if "user_id" in a.columns else "ndcg@10")
     print(f"{metric}: A = {args.run_a}, B = {args.run_b}")
-    for variant in args.variant:
+    for spec in args.variant:
+        variant, _, variant_b = spec.partition("=")
         for slice_ in args.slices or ["all"]:
-            r = compare(a, b, variant, metric, slice_)
+            r = compare(a, b, variant, metric, slice_, variant_b=variant_b or None)
             star = "*" if r["lo"] > 0 or r["hi"] < 0 else ""
-            print(f"{variant:<20} {slice_:<11} A {r['A']:.4f}  B {r['B']:.4f}  "
+            print(f"{spec:<20} {slice_:<11} A {r['A']:.4f}  B {r['B']:.4f}  "
                   f"A - B {r['diff']:+.4f} [{r['lo']:+.4f}, {r['hi']:+.4f}]{star}  "
                   f"p {r['p']:.3f}  ({r['units']} units"
                   + (f", {r['only_in_one']} rows in one run only)" if r["only_in_one"]

@@ -61,3 +61,20 @@ def test_a_run_from_before_rolling_origin_pairs_with_window_0(script, tmp_path):
     new = pd.concat([old.assign(window=0), old.assign(window=1, user_id="w1" + old["user_id"])])
     result = script.compare(new, old, "hybrid_augmented", "recall@20", "all")
     assert result["diff"] == 0 and result["units"] == 10 and result["only_in_one"] == 20
+
+
+def test_two_differently_named_variants_pair_up(script, tmp_path, capsys):
+    # a variant run alone against the real twin of an earlier run
+    base = np.random.default_rng(1).uniform(0, 0.5, 40)
+    a = write_run(tmp_path / "a", base + 0.01)
+    b = write_run(tmp_path / "b", base)
+    alone = script.per_unit(a).assign(variant="mine")
+    result = script.compare(alone, script.per_unit(b), "mine", "recall@20", "all",
+                            variant_b="hybrid_augmented")
+    assert result["diff"] == pytest.approx(0.01) and result["units"] == 20
+    with pytest.raises(SystemExit, match="run B has no recall@20 for 'hybrid_real'"):
+        script.compare(alone, script.per_unit(b), "mine", "recall@20", "all",
+                       variant_b="hybrid_real")
+    (a / "per_user.csv").write_text(alone.to_csv(index=False))
+    script.main([str(a), str(b), "--variant", "mine=hybrid_augmented"])
+    assert "A - B +0.0100" in capsys.readouterr().out

@@ -207,11 +207,11 @@ class RecBenchConfig(DefinedVariants):
             if [variant, name] not in self.compare:
                 self.compare.append([variant, name])
         ran = {a["name"] for a in self.augment}
-        for variant in self.variants:
-            used = self.use.get(variant)
-            if used and not ran.intersection(used):  # [] means real-only on purpose
-                log.warning("%s trains on the output of %s, none of which is in augment: "
-                            "it gets real data only", variant, ", ".join(used))
+        for variant in self.variants:  # e.g. content_augmented without item_enrichment
+            missing = [name for name in self.use.get(variant, []) if name not in ran]
+            if missing:
+                log.warning("%s trains on the output of %s, not in augment: it gets no "
+                            "rows or columns from them", variant, ", ".join(missing))
 
     def leave_one_out_variants(self) -> list[str]:
         """The variants ``leave_one_out`` added: diagnostics, never the headline's best."""
