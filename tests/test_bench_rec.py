@@ -3,6 +3,7 @@ LLM and the quick model variants."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -411,3 +412,13 @@ def test_a_variant_whose_use_list_names_no_augmenter_that_runs_is_flagged(caplog
         RecBenchConfig(variants=["itemknn_augmented"], augment=augment,
                        use={"itemknn_augmented": []})
     assert caplog.text == ""
+
+
+def test_a_use_list_for_one_variant_keeps_the_defaults_of_the_others():
+    cfg = RecBenchConfig(variants=["als_augmented"], use={"als_augmented": ["item_enrichment"]})
+    assert cfg.use["als_augmented"] == ["item_enrichment"]
+    assert cfg.use["sasrec_augmented"] == ["sequence_augment"]  # not dropped by the merge
+    everything = RecBenchConfig(variants=["content_augmented"], use={"content_augmented": None})
+    assert everything.use["content_augmented"] is None  # None: every augmenter's output
+    again = dataclasses.replace(everything)  # merging twice must not bring the default back
+    assert again.use["content_augmented"] is None

@@ -106,6 +106,21 @@ DEFAULT_AUGMENT: list[dict[str, Any]] = [
 # hybrid 0.0016 and the content model 0.0020 overall. See its module for the numbers.
 
 
+#: per augmented variant, the augmenters whose output it trains on by default
+DEFAULT_USE: dict[str, list[str]] = {
+    # A sequence model learns order: attribute pseudo-users have none. On the
+    # validation window (3 seeds; arms that are `use:` lists in --config today)
+    # sequence_augment alone gave +0.0059* over real-only,
+    # with interaction_simulation +0.0029*, all augmenters +0.0049*
+    "sasrec_augmented": ["sequence_augment"],
+    # Profiles, simulated picks and pseudo-users in the taste vectors cost the content
+    # model overall recall at every attribute weight; the attributes carry its
+    # cold-item gain. Online Retail, windows 1-4 before the test month (seed 0; it is
+    # seed-free): all augmenters -0.0006* overall, cold items 0.0060 -> 0.0065;
+    # enrichment alone +0.0000 overall, cold items 0.0065
+    "content_augmented": ["item_enrichment"]}
+
+
 @dataclass
 class RecBenchConfig(DefinedVariants):
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -119,21 +134,11 @@ class RecBenchConfig(DefinedVariants):
         "sasrec_real": {"epochs": 10}, "sasrec_augmented": {"epochs": 10}})
     #: variants retrained with each augmenter alone (on the first seed)
     ablation: list[str] = field(default_factory=list)
-    #: per augmented variant, the augmenters whose output it trains on (default: all):
-    #: their synthetic rows and the item and user columns they filled (enriched
-    #: attributes, profiles), e.g. {"sasrec_augmented": ["sequence_augment"]}
-    use: dict[str, list[str]] = field(default_factory=lambda: {
-        # A sequence model learns order: attribute pseudo-users have none. On the
-        # validation window (3 seeds; arms that are `use:` lists in --config today)
-        # sequence_augment alone gave +0.0059* over real-only,
-        # with interaction_simulation +0.0029*, all augmenters +0.0049*
-        "sasrec_augmented": ["sequence_augment"],
-        # Profiles, simulated picks and pseudo-users in the taste vectors cost the content
-        # model overall recall at every attribute weight; the attributes carry its
-        # cold-item gain. Online Retail, windows 1-4 before the test month (seed 0; it is
-        # seed-free): all augmenters -0.0006* overall, cold items 0.0060 -> 0.0065;
-        # enrichment alone +0.0000 overall, cold items 0.0065
-        "content_augmented": ["item_enrichment"]})
+    #: per augmented variant, the augmenters whose output it trains on: their synthetic
+    #: rows and the item and user columns they filled (enriched attributes, profiles),
+    #: e.g. {"als_augmented": ["item_enrichment"]}. Merged over DEFAULT_USE; a variant
+    #: given None (``null`` in YAML) or left out of both trains on every augmenter
+    use: dict[str, list[str] | None] = field(default_factory=dict)
     #: drop synthetic purchases that are test purchases (the conservative default). The
     #: augmenters read the training side only (and the prompt audit checks the LLM
     #: ones), so such a row is a correct prediction, and dropping it deletes exactly the
@@ -174,6 +179,9 @@ class RecBenchConfig(DefinedVariants):
     def __post_init__(self) -> None:
         if self.windows < 1:
             raise ConfigError(f"windows must be at least 1, not {self.windows}")
+        # a user's `use:` for one variant must not drop the defaults of the others; a
+        # None stays (not dropped) so that merging again, e.g. after replace(), keeps it
+        self.use = {**DEFAULT_USE, **self.use}
         defined = dict(self.define)
         loo = {}
         for variant in self.leave_one_out:
@@ -208,7 +216,7 @@ class RecBenchConfig(DefinedVariants):
                 self.compare.append([variant, name])
         ran = {a["name"] for a in self.augment}
         for variant in self.variants:  # e.g. content_augmented without item_enrichment
-            missing = [name for name in self.use.get(variant, []) if name not in ran]
+            missing = [name for name in self.use.get(variant) or [] if name not in ran]
             if missing:
                 log.warning("%s trains on the output of %s, not in augment: it gets no "
                             "rows or columns from them", variant, ", ".join(missing))
