@@ -250,6 +250,26 @@ def test_rewrites_must_share_a_word_with_the_query_or_product(tmp_path):
     assert aug.errors_["reason"].str.contains("shares a word").all()
 
 
+def test_rewrites_that_parrot_the_prompt_or_run_on_are_dropped(tmp_path):
+    # answers like SmolLM2's on CrowdFlower, each sharing a word with the product
+    data = shop()
+    data = data.replace(
+        queries=pd.concat([data.queries, pd.DataFrame({"query_id": ["q7"],
+                                                       "text": ["glass jar"]})]),
+        judgments=pd.concat([data.judgments, pd.DataFrame({
+            "query_id": ["q7"], "item_id": ["i08"], "grade": ["4"]})]))
+    answer = json.dumps({"rewrites": [
+        "made with love",  # only a function word ("with") in common with the product
+        "glass jar: more specific, adding a detail",  # the instructions' own wording
+        "glass t-shirt men cotton",  # the prompt's example
+        "glass jar with lid for the kitchen shelf and pantry",  # 10 words: runs on
+        "glass storage jar"]})
+    aug = QueryRewrites(kinds=["paraphrase"], n_per_kind=5, retries=0)
+    out = aug.run(data, context(
+        tmp_path, lambda r: answer if "glass jar" in r.messages[-1][1] else "{}"))
+    assert out.synthetic().queries["text"].tolist() == ["glass storage jar"]
+
+
 def test_attribute_expansion_only_uses_values_of_relevant_items(tmp_path):
     data = shop()
     out = QueryRewrites(kinds=["attribute_expand"]).run(data, context(tmp_path, Recorder()))

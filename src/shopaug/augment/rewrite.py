@@ -10,6 +10,7 @@ so it never invents a fact about the catalog.
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -29,6 +30,7 @@ from shopaug.augment.queries import (
 )
 from shopaug.data.bundle import ShopData
 from shopaug.llm import PromptTemplate, errors_table, generate_structured
+from shopaug.quality.consistency import STOPWORDS
 
 if TYPE_CHECKING:
     from shopaug.pipeline.runner import RunContext
@@ -116,6 +118,9 @@ class QueryRewritesConfig(LLMStageConfig):
     #: an LLM rewrite must share a word with the query or the product shown: small models
     #: otherwise echo the prompt's own examples ("t-shirt" for "coffee mug")
     require_overlap: bool = True
+    #: a longer LLM rewrite is dropped: small models copy product text or run on
+    #: ("title: Oakley items are available for US sales only. We will ...")
+    max_words: int = Field(8, ge=1)
     llm_quality: float = Field(0.8, ge=0, le=1)
     attribute_quality: float = Field(1.0, ge=0, le=1)
     attribute_fields: list[Literal["brand", "category", "attributes"]] = Field(
@@ -167,36 +172,45 @@ class QueryRewrites(Augmenter):
                       items: dict[str, dict], ctx: RunContext) -> list[dict[str, Any]]:
         cfg = self.config
         sampling = cfg.sampling()
-        requests, sources, templates = [], {}, {}
+        requests, sources, templates, echoes = [], {}, {}, {}
         for qid, text in zip(queries["query_id"], queries["text"], strict=True):
             lang = pick_language(cfg.language, text)
             if lang not in templates:
                 templates[lang] = PromptTemplate.load("query_rewrite", lang)
+                echoes[lang] = instruction_ngrams(templates[lang])
             template = templates[lang]
             top = relevant.get(qid, [])
             fields = item_fields(items[top[0]]) if top and top[0] in items else {}
             for kind in (k for k in cfg.kinds if k in LLM_KINDS):
                 rid = f"{qid}|{kind}"
                 seen = f"{text} {json.dumps(list(fields.values()), ensure_ascii=False)}"
-                known = {t for t in tokenize(seen) if len(t) > 1 or has_cjk(t)}
+                # function words do not count: "the final rewording is as requested"
+                # shares "the" with nearly every product
+                known = {t for t in tokenize(seen)
+                         if (len(t) > 1 or has_cjk(t)) and t not in STOPWORDS}
+                # the template's wording, unless the query or product uses it too
+                parroted = echoes[lang] - ngrams(tokenize(seen))
                 sources[rid] = (qid, text, kind, embedded_strings({**fields, "query": text}),
-                                known)
+                                known, parroted)
                 requests.append(template.request(
                     fields, sampling=sampling, request_id=rid,
                     seed=record_seed(ctx.seed, self.name, rid), n=cfg.n_per_kind, kind=kind,
                     query=json.dumps(text, ensure_ascii=False)))
 
         def fresh(rid: str, value: Any) -> list[str]:
-            _, text, _, planted, known = sources[rid]
+            _, text, _, planted, known, parroted = sources[rid]
             source = normalise_text(text)
             return [r for r in clean_strings(value.get("rewrites"), planted)
                     if normalise_text(r) != source
+                    and len(normalise_text(r).split()) <= cfg.max_words
+                    and not ngrams(tokenize(r)) & parroted
                     and (not cfg.require_overlap or set(tokenize(r)) & known)]
 
         def check(request: Any, value: Any) -> None:
             if not fresh(request.request_id, value):
-                raise ValueError("no rewrite that differs from the query and shares a word with "
-                                 "it or the product (or only planted text)")
+                raise ValueError("no rewrite that differs from the query, shares a word with "
+                                 "it or the product and is short, without planted text or "
+                                 "the prompt's own wording")
 
         results = generate_structured(ctx.llm, requests, stage=self.name, retries=cfg.retries,
                                       check=check)
@@ -205,7 +219,7 @@ class QueryRewrites(Augmenter):
         rows = []
         for result in results:
             if result.ok:
-                qid, _, kind, _, _ = sources[result.request.request_id]
+                qid, _, kind, *_ = sources[result.request.request_id]
                 for text in fresh(result.request.request_id, result.value)[: cfg.n_per_kind]:
                     rows.append({"query_id": synthetic_id("rw", qid, kind, text), "text": text,
                                  "source_id": qid, "quality_score": cfg.llm_quality,
@@ -239,6 +253,18 @@ def _mentions(text: str, value: object) -> bool:
     """Whether normalised ``text`` contains ``value`` (as whole words for Latin script)."""
     value = normalise_text(value)
     return value in text if has_cjk(value) else f" {value} " in f" {text} "
+
+
+def ngrams(tokens: list[str], n: int = 3) -> set[tuple[str, ...]]:
+    return {tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
+
+
+def instruction_ngrams(template: PromptTemplate, n: int = 3) -> set[tuple[str, ...]]:
+    """Word n-grams of a template's own wording, placeholders left out: a rewrite that
+    repeats one ("more specific, adding a detail", "t-shirt men cotton" from an example)
+    is echoing the instructions, not rewriting the query."""
+    text = re.sub(r"\{[^{}]*\}", " ", f"{template.system}\n{template.user}")
+    return ngrams(tokenize(text), n)
 
 
 def _echoes(query: str, value: object) -> bool:
