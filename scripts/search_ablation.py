@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,6 +52,9 @@ def main(data_path: str, synthetic_dir: str, spec_path: str, fmt: str = "crowdfl
     data = load(data_path, format=fmt).data
     synthetic = ShopData.load(synthetic_dir)
     pool = stable_train_queries(data, list(seeds), test_fraction)
+    # what the augmenters write (errors/*.csv quote the data's queries) stays out of the
+    # repository the specs live in
+    run_dir = Path(tempfile.gettempdir()) / "search_ablation" / Path(spec_path).stem
     rows = []
     for seed in seeds:
         parts = split(data, "by_query", seed=seed, test_fraction=test_fraction)
@@ -65,7 +69,7 @@ def main(data_path: str, synthetic_dir: str, spec_path: str, fmt: str = "crowdfl
                 key = json.dumps(per_seed, sort_keys=True)
                 if key not in trained:
                     cfg = SearchBenchConfig(per_seed_augment=per_seed, progress=False)
-                    ctx = RunContext(seed=seed, run_dir=Path(spec_path).parent, progress=False)
+                    ctx = RunContext(seed=seed, run_dir=run_dir, progress=False)
                     trained[key] = augment_seed(parts.train, synthetic, parts.test, cfg, ctx)[0]
                 train = trained[key]
             fitted = registry.create("search_model", model, config).fit(train, seed=seed)
