@@ -119,7 +119,8 @@ class QueryRewritesConfig(LLMStageConfig):
     #: otherwise echo the prompt's own examples ("t-shirt" for "coffee mug")
     require_overlap: bool = True
     #: a longer LLM rewrite is dropped: small models copy product text or run on
-    #: ("title: Oakley items are available for US sales only. We will ...")
+    #: ("title: Oakley items are available for US sales only. We will ..."). Words are
+    #: split at spaces, so unspaced Chinese counts as one (the schema caps 80 characters)
     max_words: int = Field(8, ge=1)
     llm_quality: float = Field(0.8, ge=0, le=1)
     attribute_quality: float = Field(1.0, ge=0, le=1)
