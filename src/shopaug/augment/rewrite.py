@@ -31,6 +31,7 @@ from shopaug.augment.queries import (
 from shopaug.data.bundle import ShopData
 from shopaug.llm import PromptTemplate, errors_table, generate_structured
 from shopaug.quality.consistency import STOPWORDS
+from shopaug.quality.diversity import word_ngrams
 
 if TYPE_CHECKING:
     from shopaug.pipeline.runner import RunContext
@@ -182,15 +183,14 @@ class QueryRewrites(Augmenter):
             template = templates[lang]
             top = relevant.get(qid, [])
             fields = item_fields(items[top[0]]) if top and top[0] in items else {}
+            seen = tokenize(f"{text} {json.dumps(list(fields.values()), ensure_ascii=False)}")
+            # function words do not count: "the final rewording is as requested" shares
+            # "the" with nearly every product
+            known = {t for t in seen if (len(t) > 1 or has_cjk(t)) and t not in STOPWORDS}
+            # the template's wording, unless the query or product uses it too
+            parroted = echoes[lang] - set(word_ngrams(seen, 3))
             for kind in (k for k in cfg.kinds if k in LLM_KINDS):
                 rid = f"{qid}|{kind}"
-                seen = f"{text} {json.dumps(list(fields.values()), ensure_ascii=False)}"
-                # function words do not count: "the final rewording is as requested"
-                # shares "the" with nearly every product
-                known = {t for t in tokenize(seen)
-                         if (len(t) > 1 or has_cjk(t)) and t not in STOPWORDS}
-                # the template's wording, unless the query or product uses it too
-                parroted = echoes[lang] - ngrams(tokenize(seen))
                 sources[rid] = (qid, text, kind, embedded_strings({**fields, "query": text}),
                                 known, parroted)
                 requests.append(template.request(
@@ -204,7 +204,7 @@ class QueryRewrites(Augmenter):
             return [r for r in clean_strings(value.get("rewrites"), planted)
                     if normalise_text(r) != source
                     and len(normalise_text(r).split()) <= cfg.max_words
-                    and not ngrams(tokenize(r)) & parroted
+                    and not set(word_ngrams(tokenize(r), 3)) & parroted
                     and (not cfg.require_overlap or set(tokenize(r)) & known)]
 
         def check(request: Any, value: Any) -> None:
@@ -256,16 +256,12 @@ def _mentions(text: str, value: object) -> bool:
     return value in text if has_cjk(value) else f" {value} " in f" {text} "
 
 
-def ngrams(tokens: list[str], n: int = 3) -> set[tuple[str, ...]]:
-    return {tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
-
-
 def instruction_ngrams(template: PromptTemplate, n: int = 3) -> set[tuple[str, ...]]:
     """Word n-grams of a template's own wording, placeholders left out: a rewrite that
     repeats one ("more specific, adding a detail", "t-shirt men cotton" from an example)
     is echoing the instructions, not rewriting the query."""
     text = re.sub(r"\{[^{}]*\}", " ", f"{template.system}\n{template.user}")
-    return ngrams(tokenize(text), n)
+    return set(word_ngrams(tokenize(text), n))
 
 
 def _echoes(query: str, value: object) -> bool:

@@ -45,7 +45,8 @@ def distinct_n(docs: Sequence[Sequence[str]], n: int) -> float | None:
     return len(set(grams)) / len(grams) if grams else None
 
 
-def _ngrams(doc: Sequence[str], n: int) -> Counter:
+def word_ngrams(doc: Sequence[str], n: int) -> Counter:
+    """Counts of the n-token tuples of a tokenised text."""
     return Counter(tuple(doc[i:i + n]) for i in range(len(doc) - n + 1))
 
 
@@ -59,7 +60,7 @@ def self_bleu(docs: Sequence[Sequence[str]], max_n: int = 4, eps: float = 0.1) -
     docs = [list(d) for d in docs if len(d)]
     if len(docs) < 2:
         return None
-    grams = [[_ngrams(d, n) for n in range(1, max_n + 1)] for d in docs]
+    grams = [[word_ngrams(d, n) for n in range(1, max_n + 1)] for d in docs]
     # per order: n-gram -> (highest count, text holding it, second highest count), so the
     # clip count "over every other text" is one lookup
     best: list[dict[tuple, tuple[int, int, int]]] = [{} for _ in range(max_n)]
