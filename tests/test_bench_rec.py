@@ -157,7 +157,7 @@ def test_a_defined_variant_pair_is_benchmarked_and_reported(tmp_path, capsys):
 
 
 def test_a_use_list_leaves_out_other_augmenters_rows_and_the_columns_they_filled(data, tmp_path):
-    from shopaug.bench.rec_data import augment, restrict
+    from shopaug.bench.rec_data import augment
     from shopaug.pipeline.runner import RunContext
 
     train = split(data, "temporal", test_days=30).train
@@ -170,16 +170,16 @@ def test_a_use_list_leaves_out_other_augmenters_rows_and_the_columns_they_filled
                        "sequence_augment": []}
     assert merged.items["attributes"].notna().any()
 
-    rows_only = restrict(merged, train, ["sequence_augment"], columns)
+    rows_only = merged.as_if_only(["sequence_augment"])
     assert set(rows_only.synthetic().interactions["augmenter"]) == {"sequence_augment"}
     assert set(rows_only.synthetic().users["augmenter"]) <= {"sequence_augment"}
-    assert restrict(merged, train, [], columns).users.equals(train.users)
+    assert merged.as_if_only([]).users.equals(train.users)
     assert "attributes" not in rows_only.items.columns  # the real catalog has none
     assert "profile_text" not in rows_only.users.columns
-    columns_only = restrict(merged, train, ["item_enrichment"], columns)
+    columns_only = merged.as_if_only(["item_enrichment"])
     assert columns_only.synthetic().interactions.empty
     pd.testing.assert_series_equal(columns_only.items["attributes"], merged.items["attributes"])
-    assert restrict(merged, train, None, columns) is merged
+    assert merged.as_if_only(None) is merged
 
 
 def test_leave_one_out_retrains_a_variant_without_each_augmenter(tmp_path, capsys):

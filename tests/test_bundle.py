@@ -102,3 +102,52 @@ def test_keep_augmenters_keeps_real_rows_and_the_named_synthetic_ones() -> None:
     kept = data.keep_augmenters(["b"]).interactions
     assert len(kept) == n_real + 1 and set(kept["augmenter"].dropna()) >= {"b"}
     assert "a" not in set(kept.loc[kept["origin"] == "synthetic", "augmenter"])
+
+
+def _filled(data: ShopData) -> ShopData:
+    """``data`` after two augmenters wrote into its real rows: "tagger" adds a column
+    and changes a title, "retitler" changes the same title again."""
+    items = data.items
+    tagged = data.replace(items=items.assign(
+        tags=["mug"] + [None] * (len(items) - 1),
+        title=["Tagged mug", *items["title"].iloc[1:]])).record_fills(data, "tagger")
+    items = tagged.items
+    return tagged.replace(items=items.assign(
+        title=["Retitled mug", *items["title"].iloc[1:]])).record_fills(tagged, "retitler")
+
+
+def test_as_if_only_puts_back_what_the_left_out_augmenters_wrote_into_rows(tmp_path):
+    data = sample_data()
+    filled = _filled(data)
+    assert [(f.augmenter, f.column, f.created) for f in filled.fills] == [
+        ("tagger", "title", False), ("tagger", "tags", True), ("retitler", "title", False)]
+    assert filled.fingerprint() != ShopData(**filled.tables()).fingerprint()
+
+    none = filled.as_if_only([])
+    pd.testing.assert_frame_equal(none.items, data.items)  # the new column goes too
+    assert none.fills == ()
+    only_tagger = filled.as_if_only(["tagger"])
+    assert only_tagger.items["title"].iloc[0] == "Tagged mug"
+    assert only_tagger.items["tags"].iloc[0] == "mug"
+    # the later augmenter's value sat on the left-out one's: the real value comes back
+    assert filled.as_if_only(["retitler"]).items["title"].iloc[0] == data.items["title"][0]
+    assert filled.as_if_only(None) is filled
+    assert filled.as_if_only(["tagger", "retitler"]).items.equals(filled.items)
+
+    loaded = ShopData.load(filled.save(tmp_path / "saved"))
+    assert loaded.fingerprint() == filled.fingerprint()
+    pd.testing.assert_frame_equal(loaded.as_if_only([]).items, data.items)
+
+
+def test_row_operations_keep_the_fills_and_an_unchanged_bundle_records_none():
+    data = sample_data()
+    filled = _filled(data)
+    synthetic = filled.items.iloc[:1].assign(item_id="new", origin="synthetic",
+                                             augmenter="maker")
+    grown = filled.append("items", synthetic)
+    assert len(grown.fills) == 3 and len(grown.select("real").fills) == 3
+    # an augmenter that only adds rows fills nothing
+    assert grown.record_fills(filled, "maker").fills == filled.fills
+    assert "new" in set(grown.as_if_only(["maker"]).items["item_id"])
+    assert "new" not in set(grown.as_if_only(["tagger"]).items["item_id"])
+    assert data.record_fills(data, "noop") is data

@@ -211,3 +211,33 @@ def test_messages_name_the_published_run_dir_not_the_temporary_one(tmp_path):
         inside = tmp / "errors" / "x.csv"
         assert published_path(inside) == tmp_path / "run-1.v2" / "errors" / "x.csv"
     assert published_path(tmp_path / "plain.csv") == tmp_path / "plain.csv"
+
+
+class _Shouter(Augmenter):
+    """Writes every title in capitals: a column filled in rows it did not make."""
+
+    name = "shouter_test"
+    Config = ComponentConfig
+
+    def run(self, data, ctx):
+        return data.replace(items=data.items.assign(title=data.items["title"].str.upper()))
+
+
+def test_a_stage_records_what_it_wrote_into_rows_also_when_reused(tmp_path):
+    from shopaug.pipeline.config import ComponentSpec
+    from shopaug.pipeline.runner import RunContext
+    from shopaug.pipeline.stages import StageCache, run_stage
+    from shopaug.testing import sample_data
+
+    registry.register("augmenter", _Shouter)
+    data = sample_data()
+    ctx = RunContext(seed=0, run_dir=tmp_path, progress=False)
+    cache = StageCache(tmp_path / "stages")
+    spec = ComponentSpec(name="shouter_test")
+    for reused in (False, True):
+        result = run_stage(data, "augmenter", spec, ctx, cache, "no-llm")
+        assert result.reused is reused
+        assert [(f.augmenter, f.column) for f in result.data.fills] == [
+            ("shouter_test", "title")]
+        assert result.data.items["title"].str.isupper().all()
+        pd.testing.assert_frame_equal(result.data.as_if_only([]).items, data.items)

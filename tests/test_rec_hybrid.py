@@ -94,6 +94,32 @@ def test_each_source_trains_on_the_augmenters_it_names() -> None:
     assert tops[1] == tops[2] != "own0"
 
 
+
+def test_each_source_sees_only_the_values_its_augmenters_filled_in() -> None:
+    from shopaug import registry
+    from shopaug.models.rec.popularity import Popularity
+
+    class SeesTitles(Popularity):
+        """Popularity that remembers the catalog titles it was trained with."""
+
+        name = "sees_titles"
+
+        def fit(self, train: ShopData, seed: int = 0) -> SeesTitles:
+            self.titles_ = dict(zip(train.items["item_id"], train.items["title"],
+                                    strict=True))
+            return super().fit(train, seed)
+
+    registry.register("recommender", SeesTitles)
+    data = _rebuyers(n_users=20)
+    enriched = data.replace(items=data.items.assign(title="enriched")).record_fills(
+        data, "item_enrichment")
+    sources = [{"name": "sees_titles", "n": 1, "augmenters": augmenters}
+               for augmenters in (None, [], ["item_enrichment"], ["other"])]
+    fitted = HybridRecommender(sources=sources)._fit_sources(enriched, 0)
+    seen = [set(model.titles_.values()) for _, model in fitted]
+    assert seen[0] == seen[2] == {"enriched"}
+    assert seen[1] == seen[3] == set(data.items["title"]) != {"enriched"}
+
 def test_user_features_count_real_purchases_only() -> None:
     # A simulated pick is dated at the user's last event, so the ranker never sees it in
     # its labelled window; counted when serving, it would pass for a past purchase.

@@ -29,7 +29,7 @@ import pandas as pd
 from shopaug import registry
 from shopaug.artifacts import atomic_write_json
 from shopaug.bench import record_quality
-from shopaug.bench.rec_data import augment, restrict
+from shopaug.bench.rec_data import augment
 from shopaug.bench.rec_summary import per_window, summarize, write_table
 from shopaug.bench.variants import DefinedVariants, VariantTable
 from shopaug.data.bundle import ShopData
@@ -238,10 +238,9 @@ def _fit_eval(variant: str, data: ShopData, parts: Split, cfg: RecBenchConfig,
 
 
 def run_variants(parts: Split, augmented: ShopData, cfg: RecBenchConfig,
-                 columns: dict[str, list[str]] | None = None, desc: str = "rec bench"
-                 ) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Every variant over every seed; ``columns`` (augmenter -> the ``table.column``s
-    it filled) lets a variant with a ``use`` list leave other augmenters' columns out."""
+                 desc: str = "rec bench") -> tuple[pd.DataFrame, dict[str, float]]:
+    """Every variant over every seed; a variant with a ``use`` list trains on the
+    augmented data as if only those augmenters had run (rows and filled columns)."""
     from tqdm.auto import tqdm
 
     rows, seconds = [], {}
@@ -261,8 +260,8 @@ def run_variants(parts: Split, augmented: ShopData, cfg: RecBenchConfig,
                 bar.update()
                 continue
             start = time.perf_counter()
-            data = (restrict(augmented, parts.train, cfg.use.get(variant), columns or {})
-                    if table[variant][2] else parts.train)
+            data = (augmented.as_if_only(cfg.use.get(variant)) if table[variant][2]
+                    else parts.train)
             rows.append(_fit_eval(variant, data, parts, cfg, seed).assign(
                 variant=variant, seed=seed))
             if variant in seed_free:  # first seed: later seeds reuse these rows
@@ -330,10 +329,8 @@ def run_rec_benchmark(data: ShopData, out_dir: str | Path, cfg: RecBenchConfig,
         llm = ctx._llm
         augmented, dropped = decontaminate(augmented, parts.test,
                                            interactions=cfg.decontaminate_interactions)
-        columns = ({r["augmenter"]: str(r["columns"]).split()
-                    for r in report.to_dict("records")} if len(report) else {})
         desc = f"rec bench, window {k}" if len(windows) > 1 else "rec bench"
-        per_user, seconds = run_variants(parts, augmented, cfg, columns, desc)
+        per_user, seconds = run_variants(parts, augmented, cfg, desc)
         for name, s in seconds.items():
             timings[f"fit+eval:{name}"] = timings.get(f"fit+eval:{name}", 0.0) + s
         frames.append(per_user.assign(window=k))
@@ -351,7 +348,7 @@ def run_rec_benchmark(data: ShopData, out_dir: str | Path, cfg: RecBenchConfig,
             detail["quality"] = quality
         details.append(detail)
         if k == 0 and cfg.ablation and len(report):
-            ablated = ablation(parts, augmented, columns, cfg)
+            ablated = ablation(parts, augmented, list(report["augmenter"]), cfg)
     per_user = pd.concat(frames, ignore_index=True)
     summary = summarize(per_user, cfg.ks, cfg.n_boot, table, pairs, cfg.compare,
                         cfg.leave_one_out_variants())
@@ -391,10 +388,10 @@ def _record_quality(summary: dict[str, Any], reports: list[QualityReport]) -> No
         summary["quality"] = f"window {failing}: {summary['quality']}"
 
 
-def ablation(parts: Split, augmented: ShopData, columns: dict[str, list[str]],
+def ablation(parts: Split, augmented: ShopData, augmenters: list[str],
              cfg: RecBenchConfig) -> dict[str, dict[str, float]]:
     """Overall and cold-item recall of each ablation variant with each augmenter alone
-    (first seed), next to its real-only twin; ``columns`` as for ``restrict``."""
+    (first seed), next to its real-only twin."""
     metric = f"recall@{cfg.ks[0]}"
     seed = cfg.seeds[0]
     out: dict[str, dict[str, float]] = {}
@@ -405,9 +402,9 @@ def ablation(parts: Split, augmented: ShopData, columns: dict[str, list[str]],
         if twin:
             frame = _fit_eval(twin, parts.train, parts, cfg, seed)
             rows["(real only)"] = frame
-        for name in columns:
-            rows[f"+{name}"] = _fit_eval(variant, restrict(augmented, parts.train, [name],
-                                                           columns), parts, cfg, seed)
+        for name in dict.fromkeys(augmenters):
+            rows[f"+{name}"] = _fit_eval(variant, augmented.as_if_only([name]), parts, cfg,
+                                         seed)
         out[variant] = {
             label: {f"{metric}:{s}": float(f.loc[f["slice"] == s, metric].mean())
                     for s in ("all", "cold_users", "cold_items", "long_tail")

@@ -14,6 +14,7 @@ import pandas as pd
 
 from shopaug import registry
 from shopaug.data.bundle import ShopData
+from shopaug.data.fills import diff_fills
 
 log = logging.getLogger("shopaug.bench.rec")
 
@@ -84,7 +85,7 @@ def augment(train: ShopData, specs: list[dict[str, Any]], ctx
         base = _target(train, spec)
         out = component.run(base, ctx)
         alone = _merge(train, spec["name"], base, out)
-        merged = _merge(merged, spec["name"], base, out)
+        merged = _merge(merged, spec["name"], base, out).record_fills(merged, spec["name"])
         report.append({"augmenter": spec["name"], "seconds": time.perf_counter() - start,
                        "synthetic_interactions": int(
                            (alone.interactions["origin"] == "synthetic").sum()),
@@ -94,54 +95,7 @@ def augment(train: ShopData, specs: list[dict[str, Any]], ctx
     return merged, pd.DataFrame(report)
 
 
-#: the tables whose columns an augmenter can fill (enriched attributes, profiles), by key
-_KEYED = {"items": "item_id", "users": "user_id"}
-
-
 def changed_columns(real: ShopData, augmented: ShopData) -> list[str]:
     """``table.column`` for every item or user column that ``augmented`` adds to the real
     data or changes for a real row."""
-    changed = []
-    for table, key in _KEYED.items():
-        before = getattr(real, table).drop_duplicates(key).set_index(key)
-        after = getattr(augmented, table).drop_duplicates(key).set_index(key)
-        after = after[after.index.isin(before.index)]
-        for col in after.columns:
-            new = after[col]
-            if col not in before.columns:
-                if new.notna().any():
-                    changed.append(f"{table}.{col}")
-                continue
-            old = before[col].reindex(new.index)
-            both_null = new.isna() & old.isna()
-            if (~both_null & (new.astype(str) != old.astype(str))).any():
-                changed.append(f"{table}.{col}")
-    return changed
-
-
-def restrict(augmented: ShopData, real: ShopData, augmenters: list[str] | None,
-             columns: dict[str, list[str]]) -> ShopData:
-    """The augmented data as if only ``augmenters`` had run (None: all of them): the
-    others' synthetic rows are dropped and the columns they filled (``columns``:
-    augmenter -> ``table.column``, as ``augment`` reports them) get their real values
-    back. A column two augmenters filled goes back if either is left out. Users the
-    others made up (pseudo-users) go too."""
-    if augmenters is None:
-        return augmented
-    data = augmented.keep_augmenters(augmenters).keep_augmenters(augmenters, "users")
-    for name, cols in columns.items():
-        if name in augmenters:
-            continue
-        for table_col in cols:
-            table, col = table_col.split(".", 1)
-            key, frame = _KEYED[table], getattr(data, table)
-            if col not in frame.columns:
-                continue
-            original = getattr(real, table)
-            if col in original.columns:
-                values = original.drop_duplicates(key).set_index(key)[col]
-                frame = frame.assign(**{col: frame[key].map(values)})
-            else:
-                frame = frame.drop(columns=col)
-            data = data.replace(**{table: frame})
-    return data
+    return [f"{f.table}.{f.column}" for f in diff_fills(real, augmented, "")]

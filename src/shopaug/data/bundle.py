@@ -11,6 +11,7 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
+from shopaug.data.fills import Fill, diff_fills
 from shopaug.data.grades import get_scale, infer_scale
 from shopaug.data.problems import Problem, raise_if_any
 from shopaug.data.schema import (
@@ -27,6 +28,7 @@ from shopaug.errors import SchemaError
 
 _CANONICAL = {"str": "str", "float": "float64", "int": "Int64", "timestamp": "datetime64[us]"}
 META_FILE = "shopdata.json"
+FILLS_FILE = "fills.json"
 
 
 def empty_table(name: str) -> pd.DataFrame:
@@ -84,6 +86,8 @@ class ShopData:
     Table accessors return copy-on-write views: changing one never changes the
     bundle. Every row carries provenance columns (``origin`` real/synthetic, the
     augmenter, its config hash, the LLM model, prompt id, seed, quality score).
+    Values an augmenter wrote into rows it did not make are recorded in ``fills``
+    (see :mod:`shopaug.data.fills`).
 
     >>> import pandas as pd
     >>> data = ShopData(items=pd.DataFrame({"item_id": ["a"], "title": ["Red mug"]}))
@@ -91,7 +95,7 @@ class ShopData:
     (1, ['real'])
     """
 
-    __slots__ = ("_frames", "grade_scale", "schema_version")
+    __slots__ = ("_frames", "fills", "grade_scale", "schema_version")
 
     def __init__(
         self,
@@ -103,6 +107,7 @@ class ShopData:
         *,
         grade_scale: str | None = None,
         schema_version: str = SCHEMA_VERSION,
+        fills: Sequence[Fill] = (),
     ) -> None:
         if schema_version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
             raise SchemaError(
@@ -120,6 +125,7 @@ class ShopData:
             grade_scale = infer_scale(frames["judgments"]["grade"].unique()).name
         object.__setattr__(self, "grade_scale", grade_scale)
         object.__setattr__(self, "schema_version", SCHEMA_VERSION)
+        object.__setattr__(self, "fills", tuple(fills))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("ShopData is immutable; use .replace(...) to derive a new one")
@@ -160,7 +166,7 @@ class ShopData:
         if unknown:
             raise KeyError(f"unknown table(s) {sorted(unknown)}; tables are {list(TABLE_NAMES)}")
         merged = {name: tables.get(name, self._frames[name]) for name in TABLE_NAMES}
-        return ShopData(**merged, grade_scale=self.grade_scale)
+        return ShopData(**merged, grade_scale=self.grade_scale, fills=self.fills)
 
     def append(self, table: str, rows: pd.DataFrame) -> ShopData:
         """Add rows (usually synthetic) to one table."""
@@ -188,6 +194,31 @@ class ShopData:
         keep = (frame["origin"] == "real") | frame["augmenter"].isin(list(augmenters))
         return self.replace(**{table: frame[keep]})
 
+    def as_if_only(self, augmenters: Sequence[str] | None) -> ShopData:
+        """The bundle as if only ``augmenters`` had run (None: all of them; empty: none):
+        the others' synthetic rows leave every table, and the values they wrote into
+        other rows' columns (enriched attributes, profiles) are put back. A value that a
+        kept augmenter wrote over a left-out one's goes back too."""
+        if augmenters is None:
+            return self
+        keep = set(augmenters)
+        frames = {name: df[(df["origin"] == "real") | df["augmenter"].isin(keep)]
+                  for name, df in self._frames.items()}
+        for fill in reversed(self.fills):
+            if fill.augmenter not in keep:
+                frames[fill.table] = fill.undo(frames[fill.table])
+        return ShopData(**frames, grade_scale=self.grade_scale,
+                        fills=[f for f in self.fills if f.augmenter in keep])
+
+    def record_fills(self, before: ShopData, augmenter: str) -> ShopData:
+        """This bundle, made by ``augmenter`` from ``before``, with the values it wrote
+        into ``before``'s rows recorded as that augmenter's fills."""
+        fills = (*before.fills, *diff_fills(before, self, augmenter))
+        if len(fills) == len(self.fills) and all(
+                a is b for a, b in zip(fills, self.fills, strict=True)):
+            return self
+        return ShopData(**self._frames, grade_scale=self.grade_scale, fills=fills)
+
     def synthetic(self) -> ShopData:
         return self.select("synthetic")
 
@@ -209,6 +240,8 @@ class ShopData:
             digest.update(f"|{name}|{list(df.columns)}|".encode())
             if len(df):
                 digest.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+        for fill in self.fills:
+            digest.update(f"|fill|{fill.digest()}".encode())
         return digest.hexdigest()
 
     def __repr__(self) -> str:
@@ -227,6 +260,9 @@ class ShopData:
             meta = {"schema_version": self.schema_version, "grade_scale": self.grade_scale,
                     "shopaug_version": __version__, "counts": self.counts()}
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+            if self.fills:
+                (tmp / FILLS_FILE).write_text(json.dumps(
+                    [f.to_dict() for f in self.fills], default=str) + "\n")
         return Path(directory)
 
     @classmethod
@@ -239,5 +275,8 @@ class ShopData:
                               "use shopaug.load() for raw data files")
         meta = json.loads(meta_path.read_text())
         frames = {n: pd.read_parquet(directory / f"{n}.parquet") for n in TABLE_NAMES}
+        fills_path = directory / FILLS_FILE
+        fills = ([Fill.from_dict(f) for f in json.loads(fills_path.read_text())]
+                 if fills_path.is_file() else [])
         return cls(**frames, grade_scale=meta.get("grade_scale"),
-                   schema_version=meta["schema_version"])
+                   schema_version=meta["schema_version"], fills=fills)

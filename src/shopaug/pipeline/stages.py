@@ -79,18 +79,21 @@ def stage_key(data: ShopData, kind: str, spec: ComponentSpec, seed: int,
 
 def run_stage(data: ShopData, kind: str, spec: ComponentSpec, ctx, cache: StageCache,
               llm_fingerprint: str) -> StageResult:
-    """One augmenter or filter on ``data``, from the cache when its inputs are unchanged."""
+    """One augmenter or filter on ``data``, from the cache when its inputs are unchanged.
+    The values it wrote into ``data``'s rows are recorded as its fills (also for a cached
+    output, which may predate fills)."""
     key = stage_key(data, kind, spec, ctx.seed, llm_fingerprint)
     cached = cache.get(key)
     if cached is not None:
         log.info("%s %s: reused from the stage cache", kind, spec.display)
+        cached.data = cached.data.record_fills(data, spec.name)
         return cached
     cache.misses += 1
     component = registry.create(kind, spec.name, spec.config)
     audit = ctx.prompt_audit()
     before = len(audit)
     start = time.perf_counter()
-    out = run_component(component, data, ctx)  # type: ignore[arg-type]
+    out = run_component(component, data, ctx).record_fills(data, spec.name)  # type: ignore[arg-type]
     result = StageResult(out, list(audit[before:]),
                          dict(getattr(component, "report_", {}) or {}),
                          time.perf_counter() - start)

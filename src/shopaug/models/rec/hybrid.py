@@ -47,9 +47,10 @@ class Source(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     #: candidates this source proposes per user
     n: int = Field(50, ge=1)
-    #: the augmenters whose synthetic interactions this source trains on (None: all the
-    #: data has; []: real ones only). Lets one hybrid hold a real-only and an augmented
-    #: copy of a model and its ranker learn, from real purchases, how far to trust each
+    #: the augmenters whose output this source trains on: their synthetic rows and the
+    #: values they filled in (enriched attributes, profiles). None: all the data has;
+    #: []: real data only. Lets one hybrid hold a real-only and an augmented copy of a
+    #: model and its ranker learn, from real purchases, how far to trust each
     augmenters: list[str] | None = None
 
 
@@ -144,7 +145,7 @@ class HybridRecommender(Recommender):
 
     def _fit_sources(self, data: ShopData, seed: int) -> list[tuple[Source, Recommender]]:
         return [(s, registry.create("recommender", s.name, s.config).fit(
-                    data.keep_augmenters(s.augmenters), seed))
+                    data.as_if_only(s.augmenters), seed))
                 for s in self.config.sources]
 
     def _candidates(self, sources: list[tuple[Source, Recommender]], data: ShopData,
