@@ -241,3 +241,8 @@ def test_a_stage_records_what_it_wrote_into_rows_also_when_reused(tmp_path):
             ("shouter_test", "title")]
         assert result.data.items["title"].str.isupper().all()
         pd.testing.assert_frame_equal(result.data.as_if_only([]).items, data.items)
+    from shopaug.pipeline.stages import run_chain
+
+    _, _, reports = run_chain(data, [spec], [], ctx, cache, "no-llm")
+    changed = int((data.items["title"] != data.items["title"].str.upper()).sum())
+    assert changed > 0 and reports[0]["filled"] == {"items.title": changed}

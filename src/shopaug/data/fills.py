@@ -73,7 +73,8 @@ class Fill:
 
 
 def _null(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
+    """None, NaN, NaT or pd.NA (a list or dict value is never null)."""
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
 
 
 def diff_fills(before: ShopData, after: ShopData, augmenter: str) -> list[Fill]:

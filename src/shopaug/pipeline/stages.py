@@ -109,7 +109,7 @@ def run_chain(data: ShopData, augmenters: list[ComponentSpec], filters: list[Com
     reports: list[dict[str, Any]] = []
     for kind, specs in (("augmenter", augmenters), ("filter", filters)):
         for spec in specs:
-            before = data.origin_counts()
+            before, n_fills = data.origin_counts(), len(data.fills)
             result = run_stage(data, kind, spec, ctx, cache, llm_fingerprint)
             data = result.data
             after = data.origin_counts()
@@ -120,5 +120,9 @@ def run_chain(data: ShopData, augmenters: list[ComponentSpec], filters: list[Com
                 "synthetic_rows_change": {
                     t: after[t]["synthetic"] - before[t]["synthetic"] for t in after
                     if after[t]["synthetic"] != before[t]["synthetic"]},
+                # values written into existing rows (enrichment, profiles): no row count
+                # shows them
+                "filled": {f"{f.table}.{f.column}": len(f.before)
+                           for f in data.fills[n_fills:]},
                 "report": result.report})
     return data, prompts, reports
