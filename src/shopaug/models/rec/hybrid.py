@@ -8,7 +8,7 @@ candidates get bought. The ranker's labels come from the last
 ``valid_days`` of the training data: the sources are first fit on the time before
 that window, the ranker learns which of their candidates were bought inside it,
 then the sources are refit on all training data to serve. Synthetic rows feed the
-sources (each source can be limited to some augmenters' rows); labels and the user
+sources (each source can be limited to some augmenters' output); labels and the user
 and item features always come from real purchases.
 
 Price and the new-line share, on Online Retail (real data, 3 seeds): Recall@20
