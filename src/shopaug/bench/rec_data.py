@@ -14,7 +14,6 @@ import pandas as pd
 
 from shopaug import registry
 from shopaug.data.bundle import ShopData
-from shopaug.data.fills import diff_fills
 
 log = logging.getLogger("shopaug.bench.rec")
 
@@ -84,18 +83,15 @@ def augment(train: ShopData, specs: list[dict[str, Any]], ctx
         component = registry.create("augmenter", spec["name"], spec.get("config", {}))
         base = _target(train, spec)
         out = component.run(base, ctx)
-        alone = _merge(train, spec["name"], base, out)
-        merged = _merge(merged, spec["name"], base, out).record_fills(merged, spec["name"])
+        before = merged
+        merged = _merge(merged, spec["name"], base, out).record_fills(before, spec["name"])
+        added = (merged.origin_counts()["interactions"]["synthetic"]
+                 - before.origin_counts()["interactions"]["synthetic"])
         report.append({"augmenter": spec["name"], "seconds": time.perf_counter() - start,
-                       "synthetic_interactions": int(
-                           (alone.interactions["origin"] == "synthetic").sum()),
-                       "columns": " ".join(changed_columns(train, alone)),
+                       "synthetic_interactions": added,
+                       "columns": " ".join(f"{f.table}.{f.column}"
+                                           for f in merged.fills[len(before.fills):]),
                        "report": json.dumps(getattr(component, "report_", {}) or {},
                                             default=str)})
     return merged, pd.DataFrame(report)
 
-
-def changed_columns(real: ShopData, augmented: ShopData) -> list[str]:
-    """``table.column`` for every item or user column that ``augmented`` adds to the real
-    data or changes for a real row."""
-    return [f"{f.table}.{f.column}" for f in diff_fills(real, augmented, "")]
