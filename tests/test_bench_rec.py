@@ -327,11 +327,11 @@ def test_a_failing_older_window_fails_the_run_and_is_named():
     assert summary == {"quality_passed": False, "quality": "2 FAILED"}
 
 
-def test_older_windows_can_leave_out_items_not_yet_sold(data):
+def test_older_windows_leave_out_items_not_yet_sold_unless_told_not_to(data):
     from shopaug.bench.rec import _windows
 
-    whole = _windows(data, RecBenchConfig(windows=3))
-    then = _windows(data, RecBenchConfig(windows=3, catalog_as_of_period=True))
+    whole = _windows(data, RecBenchConfig(windows=3, catalog_as_of_period=False))
+    then = _windows(data, RecBenchConfig(windows=3))
     assert len(then[0].train.items) == len(whole[0].train.items)  # the test month's
     first_sale = data.interactions.groupby("item_id")["timestamp"].min()
     for k in (1, 2):
@@ -342,7 +342,7 @@ def test_older_windows_can_leave_out_items_not_yet_sold(data):
         # the interactions and the split itself do not change
         assert then[k].cut == whole[k].cut
         assert len(then[k].test.interactions) == len(whole[k].test.interactions)
-    validation = _windows(data, RecBenchConfig(validation=True, catalog_as_of_period=True))
+    validation = _windows(data, RecBenchConfig(validation=True))
     assert set(validation[0].train.items["item_id"]) == set(then[1].train.items["item_id"])
 
 

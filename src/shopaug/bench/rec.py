@@ -166,9 +166,9 @@ class RecBenchConfig(DefinedVariants):
     #: in the validation period and older windows, leave out the catalog items first sold
     #: after that period: they did not exist yet, yet they take LLM budget (on Online
     #: Retail 30 of the 300 enrichment targets of the validation window, 222 of 300 four
-    #: months earlier) and candidate slots. Off by default only so that published numbers
-    #: reproduce; turn it on for new validation work
-    catalog_as_of_period: bool = False
+    #: months earlier) and candidate slots. The test period always has the whole catalog.
+    #: Runs recorded before this became the default set it to false to reproduce
+    catalog_as_of_period: bool = True
     n_boot: int = 2000
     progress: bool = True
 
