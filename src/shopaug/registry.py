@@ -20,7 +20,6 @@ GROUPS = {
     "filter": "shopaug.filters",
     "recommender": "shopaug.recommenders",
     "search_model": "shopaug.search_models",
-    "metric": "shopaug.metrics",
 }
 _LOCAL: dict[str, dict[str, type[Component]]] = {kind: {} for kind in GROUPS}
 

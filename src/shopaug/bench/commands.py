@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from shopaug.artifacts import output_dir
+
 
 def data_path(value: str) -> str:
     """``shopaug:demo`` names the demo data shipped inside the package."""
@@ -22,9 +24,9 @@ def _load(args: argparse.Namespace):
 
 
 def _llm(args: argparse.Namespace):
-    from shopaug.llm.config import LLMConfig
+    from shopaug.llm.config import with_options
 
-    return LLMConfig(**{"progress": not args.no_progress, **dict(args.llm)})
+    return with_options(None, {"progress": not args.no_progress, **dict(args.llm)})
 
 
 def _config(config_cls: type, args: argparse.Namespace):
@@ -50,7 +52,16 @@ def _config(config_cls: type, args: argparse.Namespace):
                                        if v.strip()]}
     if getattr(args, "windows", None) is not None:  # --windows N beats the file's
         extra = {**extra, "windows": args.windows}
-    cfg = config_cls(**{"seeds": list(range(3)), "progress": not args.no_progress, **extra})
+    from pydantic import TypeAdapter, ValidationError
+
+    from shopaug.components import format_validation_error
+
+    values = {"seeds": list(range(3)), "progress": not args.no_progress, **extra}
+    try:  # the YAML's types (a string for a list, a number for a mapping) before use
+        TypeAdapter(config_cls).validate_python(values)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(args.config or "bench options", exc)) from None
+    cfg = config_cls(**values)
     if args.seeds is not None:  # --seeds N beats the file's list
         cfg.seeds = list(range(args.seeds))
     if getattr(args, "validation", False):
@@ -82,8 +93,9 @@ def bench_twins(args: argparse.Namespace) -> int:
 
     module = importlib.import_module(f"shopaug.bench.{args.bench_command}")
     config_cls, run = (getattr(module, name) for name in _TWIN_BENCHES[args.bench_command])
-    cfg = _config(config_cls, args)
-    summary = run(_load(args), args.out, cfg, llm_config=_llm(args))
+    cfg, llm_config = _config(config_cls, args), _llm(args)  # both checked before loading
+    output_dir(args.out)
+    summary = run(_load(args), args.out, cfg, llm_config=llm_config)
     print(module.write_table(summary))
     print(f"\nwritten to {args.out}/metrics.json")
     return 0
@@ -92,8 +104,10 @@ def bench_twins(args: argparse.Namespace) -> int:
 def bench_judge(args: argparse.Namespace) -> int:
     from shopaug.bench.judge import format_report, run_judge_benchmark
 
+    llm_config = _llm(args)
+    output_dir(args.out)
     report = run_judge_benchmark(_load(args), args.out, n_pairs=args.pairs, seed=args.seed,
-                                 judge_config=dict(args.judge), llm_config=_llm(args),
+                                 judge_config=dict(args.judge), llm_config=llm_config,
                                  progress=not args.no_progress)
     print(format_report(report))
     print(f"\nwritten to {args.out}/judge_agreement.json")

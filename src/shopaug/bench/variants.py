@@ -92,10 +92,18 @@ class DefinedVariants:
     builtin_pairs: ClassVar[dict[str, str]]
     #: the registry kind of its models
     model_kind: ClassVar[str]
+    seeds: list[int]
     variants: list[str]
     define: dict[str, dict[str, Any]]
+    n_boot: int
 
     def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ConfigError("seeds must list at least one seed, e.g. [0, 1, 2]")
+        if self.n_boot < 10:
+            raise ConfigError(f"n_boot must be at least 10 bootstrap resamples, not {self.n_boot}")
+        if not self.variants:
+            raise ConfigError("variants must name at least one variant")
         # defined variants run with the built-in ones unless the variants were chosen
         if self.define and self.variants == list(self.builtin_variants):
             self.variants = [*self.variants, *self.define]

@@ -75,14 +75,18 @@ def get_scale(name: str) -> GradeScale:
 
 def infer_scale(grades: Iterable[object]) -> GradeScale:
     """Pick the narrowest scale that covers every observed grade."""
-    seen = {str(g).strip().upper().removesuffix(".0") for g in grades if pd.notna(g)}
+    raw = {str(g).strip().upper().removesuffix(".0"): str(g) for g in grades if pd.notna(g)}
+    seen = set(raw)
     # Without a 0 grade, a numeric scale most likely starts at 1.
     numeric = ("0-3", "0-4") if "0" in seen else ("1-4", "0-4")
     for name in ("binary", *numeric, "esci", "wands"):
         if seen and seen <= set(SCALES[name].gains):
             return SCALES[name]
+    known = set().union(*(s.gains for s in SCALES.values()))
+    odd = sorted(raw[g] for g in seen - known)
+    hint = f" ({odd[:5]} fit no scale)" if odd else ""
     raise ConfigError(
-        f"cannot tell the grade scale from the values {sorted(seen)[:10]}; "
+        f"cannot tell the grade scale from the values {sorted(raw.values())[:10]}{hint}; "
         f"set grade_scale to one of {sorted(SCALES)}"
     )
 

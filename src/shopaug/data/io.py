@@ -212,6 +212,17 @@ def _read_fast(text: str, sep: str) -> pd.DataFrame | None:
 
 def _read_slow(text: str, sep: str, problems: list[Problem], label: str) -> pd.DataFrame | None:
     """Python's csv module: slower, but knows the row and line of every bad record."""
+    # its default limit (131,072 characters per field) would call a long product
+    # description a broken record; no field can be longer than the file
+    limit = csv.field_size_limit(max(len(text), csv.field_size_limit()))
+    try:
+        return _read_records(text, sep, problems, label)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _read_records(text: str, sep: str, problems: list[Problem],
+                  label: str) -> pd.DataFrame | None:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
     try:
         header = next(reader)

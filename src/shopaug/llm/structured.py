@@ -187,7 +187,21 @@ def generate_structured(
                 if response.error is None or not response.error.startswith(BUDGET_ERROR):
                     still.append(i)
         todo = still
-    return [r for r in results if r is not None]
+    done = [r for r in results if r is not None]
+    _raise_if_the_engine_never_answered(done, stage)
+    return done
+
+
+def _raise_if_the_engine_never_answered(results: list[StructuredResult], stage: str) -> None:
+    """Every request failing in the engine (a server down, a wrong model name) would
+    otherwise leave the stage empty and the run comparing real data with itself."""
+    errors = [r.response.error for r in results]
+    if results and all(e is not None and not e.startswith(BUDGET_ERROR) for e in errors):
+        from shopaug.llm.engine import EngineError
+
+        raise EngineError(f"{stage}: all {len(results)} requests to the LLM failed; the first: "
+                          f"{errors[0]}. Fix: check the llm settings (engine, base_url, model) "
+                          "and that the server answers")
 
 
 def _with_seed(request: ChatRequest, attempt: int) -> ChatRequest:

@@ -78,7 +78,7 @@ class DataSpec(BaseModel):
 class EvaluateSpec(_Strict):
     ks: list[int] = Field(default_factory=lambda: [10, 20])
     #: bootstrap resamples for confidence intervals
-    n_boot: int = 1000
+    n_boot: int = Field(1000, ge=10)
 
     @model_validator(mode="after")
     def _positive(self) -> EvaluateSpec:
@@ -88,6 +88,7 @@ class EvaluateSpec(_Strict):
 
 
 class PipelineConfig(_Strict):
+    #: names the run directory (with the config's hash), so it is one path component
     name: str = "experiment"
     task: Literal["rec", "search"] = "rec"
     data: DataSpec
@@ -95,7 +96,7 @@ class PipelineConfig(_Strict):
     augment: list[ComponentSpec] = Field(default_factory=list)
     filters: list[ComponentSpec] = Field(default_factory=list)
     models: list[ComponentSpec] = Field(
-        default_factory=lambda: [ComponentSpec(name="popularity")])
+        default_factory=lambda: [ComponentSpec(name="popularity")], min_length=1)
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     seeds: list[int] = Field(default_factory=lambda: [0])
     llm: LLMConfig = Field(default_factory=LLMConfig)
@@ -105,6 +106,14 @@ class PipelineConfig(_Strict):
     executor_options: ExecutorOptions = Field(default_factory=ExecutorOptions)
     output: str = "runs"
     progress: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _one_path_component(cls, value: str) -> str:
+        if not value.strip(". ") or "/" in value or "\\" in value:
+            raise ValueError(f"{value!r} cannot name a run directory: use a plain name "
+                             "such as 'my-experiment' (no '/', '\\', and not only dots)")
+        return value
 
     @model_validator(mode="after")
     def _components_exist(self) -> PipelineConfig:
@@ -168,6 +177,14 @@ def read_yaml_mapping(path: str | Path, keys: str) -> dict[str, Any]:
         values = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory; give the path of a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text; save the config as UTF-8 YAML") from None
+    except RecursionError:
+        raise ConfigError(f"{path} nests too deeply to be a config") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(values, dict):

@@ -68,7 +68,8 @@ class RunResult:
 
     def summary(self) -> pd.DataFrame:
         """Mean of each metric per model and slice over seeds."""
-        cols = ["users", *(c for c in self.metrics.columns if "@" in c)]
+        counts = [c for c in ("users", "queries") if c in self.metrics.columns]
+        cols = [*counts, *(c for c in self.metrics.columns if "@" in c)]
         return self.metrics.groupby(["model", "slice"], sort=False)[cols].mean()
 
 
@@ -124,12 +125,12 @@ def run(config: PipelineConfig | str | Path, *, output: str | Path | None = None
             train = _augment(parts.train, config, ctx, timings)
             for spec in config.models:
                 bar.set_postfix_str(f"seed {seed} {spec.display}")
-                model = registry.create("recommender", spec.name, spec.config)
+                model = registry.create(_model_kind(config), spec.name, spec.config)
                 with timings.stage(f"fit:{spec.display}"):
                     model.fit(train, seed=seed)  # type: ignore[attr-defined]
                 with timings.stage(f"evaluate:{spec.display}"):
-                    for slice_name, metrics in evaluate_recommender(
-                            model, train, parts, config.evaluate.ks).items():
+                    for slice_name, metrics in _evaluate(
+                            config, model, train, parts).items():
                         rows.append({"model": spec.display, "seed": seed, "slice": slice_name,
                                      **metrics})
                 bar.update()
@@ -177,11 +178,31 @@ def load_checked(config: PipelineConfig, run_tmp: Path, timings: _Timings):
     return loaded
 
 
+def _model_kind(config: PipelineConfig) -> str:
+    return "recommender" if config.task == "rec" else "search_model"
+
+
+def _evaluate(config: PipelineConfig, model: Any, train: ShopData,
+              parts: Split) -> dict[str, dict[str, float]]:
+    """Mean metrics per slice: per user for recommenders, per query for search models."""
+    if config.task == "rec":
+        return evaluate_recommender(model, train, parts, config.evaluate.ks)
+    from shopaug.evaluate.search import evaluate_search, query_slices
+
+    per_query = evaluate_search(model, parts, config.evaluate.ks)
+    out = {}
+    for name, ids in query_slices(parts).items():
+        frame = per_query[per_query.index.isin(ids)]
+        if len(frame):
+            out[name] = {"queries": len(frame), **frame.mean().astype(float).to_dict()}
+    return out
+
+
 def check_inputs(config: PipelineConfig, data: ShopData) -> None:
     """Every component's declared input columns, all reported at once, before any work."""
     from shopaug.errors import SchemaError
 
-    model_kind = "recommender" if config.task == "rec" else "search_model"
+    model_kind = _model_kind(config)
     kinds = [("splitter", [config.split]), ("augmenter", config.augment),
              ("filter", config.filters), (model_kind, config.models)]
     missing = [

@@ -19,11 +19,14 @@ class NativeLoader(Loader):
 
     def read(self, ctx: LoadContext) -> dict[str, pd.DataFrame]:
         if not ctx.path.is_dir():
+            fix = ("give the format of this file (--format online_retail, crowdflower, esci, "
+                   "wands or amazon_reviews), or the native directory that holds the files"
+                   if ctx.path.is_file() else
+                   "give the path of the directory that holds the files")
             ctx.problems.append(Problem(
-                str(ctx.path), "not a directory", "a directory with items.csv (or .parquet, "
-                ".jsonl) and optional users, interactions, queries, judgments files",
-                "point --data at the directory that holds the files", kind="missing_file",
-                fatal=True,
+                str(ctx.path), "not a directory" if ctx.path.exists() else "directory not found",
+                "a directory with items.csv (or .parquet, .jsonl) and optional users, "
+                "interactions, queries, judgments files", fix, kind="missing_file", fatal=True,
             ))
             return {}
         raw: dict[str, pd.DataFrame] = {}
