@@ -239,3 +239,24 @@ def test_an_age_filter_keeps_recent_answers(tmp_path):
     assert LLMCache(path).prune(older_than_days=0.5) == 0
     time.sleep(0.01)
     assert LLMCache(path).prune(older_than_days=0) == 1
+
+
+def test_a_key_given_twice_in_a_config_is_an_error(tmp_path):
+    from shopaug.pipeline.config import read_yaml_mapping
+
+    path = tmp_path / "twice.yaml"
+    path.write_text("augment: [{name: a}]\nseeds: [0]\naugment: [{name: b}]\n")
+    with pytest.raises(ConfigError, match="'augment' is given twice"):
+        read_yaml_mapping(path, "keys")
+    path.write_text("define: {a: &x {model: m}, b: *x}\n")  # anchors are fine
+    assert read_yaml_mapping(path, "keys") == {"define": {"a": {"model": "m"},
+                                                           "b": {"model": "m"}}}
+
+
+def test_a_misspelt_augmenter_fails_even_when_no_augmented_variant_runs(tmp_path, capsys):
+    config = tmp_path / "bench.yaml"
+    config.write_text("variants: [popularity]\naugment: [{name: sequence_augmnt}]\n")
+    argv = ["bench", "rec", "--data", str(DATA / "native"), "--out", str(tmp_path / "o"),
+            "--config", str(config), "--llm", "engine=fake", "--no-progress"]
+    assert _exit(argv) == 2
+    assert "augment[0]" in capsys.readouterr().err

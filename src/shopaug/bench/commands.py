@@ -75,11 +75,29 @@ def _config(config_cls: type, args: argparse.Namespace):
         raise ConfigError(f"unknown variants {unknown}; known: {list(variants)}")
     check_configs(variants, [*cfg.variants, *getattr(cfg, "ablation", [])], cfg.overrides,
                   cfg.model_kind)
+    _check_stages(cfg)
     for pair in getattr(cfg, "compare", []):
         if len(pair) != 2 or not set(pair) <= set(cfg.variants):
             raise ConfigError(f"compare: {pair} must be two of the variants that run "
                               f"({cfg.variants})")
     return cfg
+
+
+def _check_stages(cfg) -> None:
+    """Every augmenter and filter named in the config exists and its settings validate,
+    also when no variant that reads them runs (a typo should not wait for that run)."""
+    from shopaug import registry
+    from shopaug.errors import ConfigError
+
+    for field, kind in (("augment", "augmenter"), ("filters", "filter"),
+                        ("per_seed_augment", "augmenter")):
+        for i, spec in enumerate(getattr(cfg, field, [])):
+            if not isinstance(spec, dict) or "name" not in spec:
+                raise ConfigError(f"{field}[{i}]: expected a mapping with a name, got {spec!r}")
+            try:
+                registry.create(kind, spec["name"], spec.get("config", {}))
+            except (ConfigError, LookupError) as exc:
+                raise ConfigError(f"{field}[{i}]: {exc}") from None
 
 
 #: task -> (its bench config class, its run function), in ``shopaug.bench.<task>``
