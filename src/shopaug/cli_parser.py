@@ -74,6 +74,17 @@ def _bench_parser(bench_sub, name: str, help_text: str,
     return bench
 
 
+def _twin_options(bench: argparse.ArgumentParser, seeds: str, config: str,
+                  validation: str) -> None:
+    """The options of the benchmarks that train every variant real-only and augmented."""
+    bench.add_argument("--seeds", type=_at_least(1),
+                       help=f"{seeds} (default 3, or `seeds:` in --config)")
+    bench.add_argument("--variants", help="comma-separated subset of the model variants")
+    bench.add_argument("--config", help=f"YAML with {config}")
+    bench.add_argument("--validation", action="store_true",
+                       help=f"{validation} (for choosing settings)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shopaug",
@@ -142,25 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="TASK")
     search = _bench_parser(bench_sub, "search", "search rankers: real-only vs real+synthetic",
                            "native, crowdflower, esci, wands")
-    search.add_argument("--seeds", type=_at_least(1), help="number of query splits (default 3, or "
-                        "`seeds:` in --config)")
-    search.add_argument("--variants", help="comma-separated subset of the model variants")
-    search.add_argument("--config", help="YAML with augment/filters/overrides/test_fraction/"
-                        "define (variants of your own)")
-    search.add_argument("--validation", action="store_true",
-                        help="score held-out training queries, never the test queries "
-                        "(for choosing settings)")
-
+    _twin_options(search, seeds="number of query splits",
+                  config="augment/filters/overrides/test_fraction/define (variants of your own)",
+                  validation="score held-out training queries, never the test queries")
     rec = _bench_parser(bench_sub, "rec", "recommenders: real-only vs real+augmented",
                         "native, online_retail, amazon_reviews")
-    rec.add_argument("--seeds", type=_at_least(1), help="model seeds (default 3, or `seeds:` in "
-                     "--config)")
-    rec.add_argument("--variants", help="comma-separated subset of the model variants")
-    rec.add_argument("--config", help="YAML with split/augment/overrides/ablation/ks/"
-                     "define (variants of your own)/compare")
-    rec.add_argument("--validation", action="store_true",
-                     help="split the training side again and score its last period, never "
-                     "the test period (for choosing settings)")
+    _twin_options(rec, seeds="model seeds",
+                  config="split/augment/overrides/ablation/ks/define (variants of your own)/"
+                  "compare", validation="split the training side again and score its last "
+                  "period, never the test period")
     rec.add_argument("--windows", type=_at_least(1), help="rolling origin: also benchmark "
                      "the N - 1 periods before the test (or validation) period and pool them "
                      "(default 1, or `windows:` in --config)")
