@@ -260,3 +260,20 @@ def test_a_misspelt_augmenter_fails_even_when_no_augmented_variant_runs(tmp_path
             "--config", str(config), "--llm", "engine=fake", "--no-progress"]
     assert _exit(argv) == 2
     assert "augment[0]" in capsys.readouterr().err
+
+
+def test_no_progress_also_silences_the_llm_bar(tmp_path, capsys):
+    values = {"name": "quiet", "data": {"path": str(DATA / "native")},
+              "split": {"name": "temporal", "config": {"test_days": 20}},
+              "augment": [{"name": "user_profiles"}], "models": [{"name": "popularity"}],
+              "llm": {"engine": "fake", "cache": str(tmp_path / "answers.sqlite")},
+              "output": str(tmp_path / "runs")}
+    config = tmp_path / "quiet.yaml"
+    config.write_text(yaml.safe_dump(values))
+    assert main(["run", str(config), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "user_profiles" not in err and "%|" not in err
+    values["name"], values["llm"]["cache"] = "loud", str(tmp_path / "other.sqlite")
+    config.write_text(yaml.safe_dump(values))
+    assert main(["run", str(config)]) == 0
+    assert "%|" in capsys.readouterr().err  # the control: a bar when progress is on

@@ -87,6 +87,19 @@ def test_one_bad_value_in_a_column_of_epochs_is_the_only_one_reported(native_dir
     assert kept["timestamp"].min() == pd.Timestamp("2024-01-01 11:00:00")
 
 
+def test_iso_dates_epoch_seconds_and_epoch_ms_may_share_a_column(native_dir):
+    path = native_dir / "interactions.csv"
+    lines = path.read_text().splitlines()
+    stamps = {1: "1704103200", 2: "1704103200000", 3: "2024-01-01T10:00:00Z"}
+    for row, stamp in stamps.items():
+        fields = lines[row].split(",")
+        fields[2] = stamp
+        lines[row] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    times = shopaug.load(native_dir).data.interactions["timestamp"].head(3)
+    assert (times == pd.Timestamp("2024-01-01 10:00:00")).all()
+
+
 def test_duplicate_ids_point_at_the_first(native_dir):
     with (native_dir / "items.csv").open("a") as fh:
         fh.write("i2,Another cushion,,home,,3,\n")
@@ -236,6 +249,16 @@ def test_grade_off_the_scale_names_its_row(native_dir):
         fh.write("q3,i1,9\n")
     msg = _error(native_dir, grade_scale="1-4")
     assert "judgments.csv row 8, column 'grade': grade not on the '1-4' scale (got '9')" in msg
+
+
+def test_a_stray_grade_is_a_row_problem_that_quarantine_sets_aside(native_dir):
+    with (native_dir / "judgments.csv").open("a") as fh:
+        fh.write("q3,i1,9\nq999,i2,2\n")  # a grade no scale has, and an unknown query
+    msg = _error(native_dir)  # the scale comes from the other grades, both are reported
+    assert "row 8, column 'grade': grade not on the '1-4' scale (got '9')" in msg
+    assert "q999" in msg
+    result = shopaug.load(native_dir, on_bad_rows="quarantine")
+    assert len(result.data.judgments) == 7 and result.data.grade_scale == "1-4"
 
 
 def test_grades_no_scale_explains_are_one_clear_problem(native_dir):

@@ -377,6 +377,25 @@ def test_prompt_audit_reads_one_line_products_as_catalog_text():
     assert counts == [0, 1, 1, 1]
 
 
+def test_a_training_query_that_holds_a_test_query_is_not_a_leak():
+    """Query splits group identical texts only, so the training query "large glass
+    storage jar" may sit beside the test query "glass storage jar"; shown as a few-shot
+    example it is training data. The same words as a synthetic query still count."""
+    from shopaug.llm.prompts import PromptTemplate
+
+    template = PromptTemplate.load("search_queries")
+    mug = {"title": "White ceramic coffee mug", "category": "kitchen"}
+    shown = {"stage": "synthetic_queries", "request_id": "r", "text": "\n".join(
+        c for _, c in template.messages(mug, [(mug, {"queries": ["large glass storage jar"]})],
+                                        k=2))}
+    real = bundle().append("queries", pd.DataFrame(
+        {"query_id": ["q9"], "text": ["large glass storage jar"], "origin": ["real"]}))
+    synthetic = bundle([("s9", "large glass storage jar", "i1")])
+    counts = [check(assess(data, test=held_out(), prompts=[shown]), "prompts_with_test_query"
+                    ).value for data in (real, synthetic)]
+    assert counts == [0, 1]
+
+
 def test_leakage_helpers_and_thresholds():
     assert near_duplicates(["wireless headphone", "red mug"],
                            ["wireless headphones", "garden"], 0.8) == {0: (0, approx(

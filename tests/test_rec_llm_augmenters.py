@@ -233,8 +233,10 @@ def test_profiles_show_recent_history_and_write_users(tmp_path):
         "user_profile.zh@")
     # real profiles are kept unless overwrite is set
     rec = Recorder()
-    again = UserProfiles().run(out, context(tmp_path, rec))
+    profiler = UserProfiles()
+    again = profiler.run(out, context(tmp_path, rec))
     assert [r.request_id for r in rec.requests] == ["u7"]
+    assert profiler.report_["had_profile"] == 6  # said, not silently skipped
     assert again.users["profile_text"].head(len(out.users)).tolist() == \
         out.users["profile_text"].tolist()
 

@@ -64,11 +64,14 @@ def _experiment(config, out, progress: bool, llm_options: dict) -> int:
         f"{summary['primary_metric']} on all test groups (mean over seeds and groups)\n"
         + result.table().round(4).to_string()))
     print()
-    for row in summary["lift"]:
-        if row["slice"] == "all" and row["metric"] == summary["primary_metric"]:
-            mark = "*" if row["excludes_zero"] else " "
-            print(f"  {row['model']:<12} {row['arm']:<22} {row['mean']:+.4f} "
-                  f"[{row['lo']:+.4f}, {row['hi']:+.4f}]{mark} p={row['p']:.3f}")
+    rows = [row for row in summary["lift"]
+            if row["slice"] == "all" and row["metric"] == summary["primary_metric"]]
+    model_width = max([12, *(len(row["model"]) for row in rows)])
+    arm_width = max([22, *(len(row["arm"]) for row in rows)])
+    for row in rows:
+        mark = "*" if row["excludes_zero"] else " "
+        print(f"  {row['model']:<{model_width}} {row['arm']:<{arm_width}} {row['mean']:+.4f} "
+              f"[{row['lo']:+.4f}, {row['hi']:+.4f}]{mark} p={row['p']:.3f}")
     passed = summary["card"]["quality_passed"]
     print(f"\nquality checks: {'all passed' if passed else 'some failed (see report)'}")
     print(f"run written to {result.run_dir}")

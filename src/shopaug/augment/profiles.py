@@ -98,8 +98,10 @@ class UserProfiles(Augmenter):
 
     Writes ``users.profile_text`` and ``users.interests`` (JSON: interest name ->
     ``{"weight", "grounded"}`` plus ``"_provenance"``); users missing from the users
-    table get a row (they are real users, so the row is real). ``report_`` counts users
-    asked, profiled, failed and skipped for a short history.
+    table get a row (they are real users, so the row is real). A user whose
+    ``profile_text`` is already filled keeps it unless ``overwrite``. ``report_`` counts
+    users asked, profiled, failed, skipped for a short history and skipped for having a
+    profile already.
     """
 
     name = "user_profiles"
@@ -110,7 +112,8 @@ class UserProfiles(Augmenter):
     def run(self, data: ShopData, ctx: RunContext) -> ShopData:
         cfg = self.config
         self.errors_ = errors_table([], self.name)
-        self.report_ = {"users": 0, "profiled": 0, "failed": 0, "short_history": 0}
+        self.report_ = {"users": 0, "profiled": 0, "failed": 0, "short_history": 0,
+                        "had_profile": 0}
         history = training_history(data, cfg.cutoff)
         if history.empty:
             return data
@@ -120,6 +123,7 @@ class UserProfiles(Augmenter):
         self.report_["short_history"] = int((counts < cfg.min_history).sum())
         if not cfg.overwrite and "profile_text" in users.columns:
             has = set(users.loc[~users["profile_text"].map(blank), "user_id"])
+            self.report_["had_profile"] = sum(u in has for u in chosen)
             chosen = [u for u in chosen if u not in has]
         if cfg.max_users and cfg.prefer == "sparse":
             chosen = sorted(chosen, key=lambda u: (counts[u], u))[: cfg.max_users]

@@ -348,10 +348,18 @@ def write_table(summary: dict[str, Any]) -> str:
     lines = ["NDCG@10 with exponential gains (2^rel - 1); mean over (seed, query) with a "
              f"95% interval resampling queries{where}", "",
              f"{'variant':<{name_width}}{'NDCG@10':>9}  95% CI            cold_items"]
+    no_cold = False
     for variant, res in summary["variants"].items():
-        a, c = res["all"], res.get("cold_items", {})
+        a, cold = res["all"], res.get("cold_items", {}).get("mean")
+        if cold is None or cold != cold:  # an empty slice (NaN, or null when read back)
+            no_cold, cold_text = True, "   n/a"
+        else:
+            cold_text = f"{cold:.4f}"
         lines.append(f"{variant:<{name_width}}{a['mean']:>9.4f}  [{a['lo']:.4f}, {a['hi']:.4f}]  "
-                     f"{c.get('mean', float('nan')):.4f}")
+                     f"{cold_text}")
+    if no_cold:
+        lines.append("(cold_items n/a: every test query has a relevant product that some "
+                     "training query also has)")
     lines.append("")
     lines.append(f"{'':<{pair_width}}{'mean diff':>9} 95% CI (*: excludes 0)   "
                  "permutation p, Holm-adjusted over the twin pairs")

@@ -91,6 +91,21 @@ def infer_scale(grades: Iterable[object]) -> GradeScale:
     )
 
 
+def infer_scale_of_most(grades: pd.Series, share: float = 0.5) -> GradeScale | None:
+    """The scale of the grades that fit some scale, when they are at least ``share`` of
+    all: stray values ("7" among 0..3) then become row problems that quarantine
+    can set aside, instead of stopping the whole load."""
+    keys = grades.astype("str").str.strip().str.upper().str.replace(r"\.0+$", "", regex=True)
+    known = set().union(*(s.gains for s in SCALES.values()))
+    fits = keys.isin(known)
+    if not len(keys) or fits.mean() < share:
+        return None
+    try:
+        return infer_scale(grades[fits.to_numpy()].unique())
+    except ConfigError:
+        return None
+
+
 def gains_to_grades(gains: np.ndarray, scale: GradeScale) -> list[str]:
     """Nearest grade label on ``scale`` for each gain (for synthetic labels)."""
     labels = [k for k in scale.gains if len(k) <= 2 or scale.name == "wands"]

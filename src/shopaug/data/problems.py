@@ -70,8 +70,9 @@ def format_problems(problems: list[Problem], header: str | None = None) -> str:
         examples = "; ".join(
             f"row {p.row}: {_short(p.value)!r}" for p in members[:3] if p.value is not None
         )
+        column = f", column {first.column!r}" if first.column is not None else ""
         lines.append(
-            f"  - {first.file}, column {first.column!r}: {first.problem} in "
+            f"  - {first.file}{column}: {first.problem} in "
             f"{len(members)} row(s) (rows {rows}{f' and {more} more' if more > 0 else ''})"
             f"; expected {first.expected}."
             + (f" Examples: {examples}." if examples else "")

@@ -74,10 +74,18 @@ def to_timestamp(values: pd.Series) -> pd.Series:
     text = values.astype("str").str.strip()
     numeric = pd.to_numeric(text, errors="coerce")
     is_epoch = numeric.notna()
-    # a column of epochs with a few bad values: the epochs still parse and only the bad
-    # values are reported (a mostly-date column keeps treating numbers as dates)
-    if len(text) and is_epoch.sum() * 2 > (~_blank(values)).sum():
-        return _from_epoch(numeric.where(is_epoch))
+    # each value on its own: epochs (seconds or ms) and date texts may share a column,
+    # and one bad value is reported alone instead of spoiling the others
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
+    if is_epoch.any():
+        out[is_epoch] = _from_epoch(numeric[is_epoch])
+    dated = ~is_epoch
+    if dated.any():
+        out[dated] = _from_text(text[dated])
+    return out
+
+
+def _from_text(text: pd.Series) -> pd.Series:
     parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
     retry = parsed.isna() & text.notna()
     if retry.any():
@@ -87,9 +95,13 @@ def to_timestamp(values: pd.Series) -> pd.Series:
 
 
 def _from_epoch(seconds_or_ms: pd.Series) -> pd.Series:
-    # Amazon Reviews uses milliseconds; most logs use seconds. 1e11 s is year 5138.
-    unit = "ms" if seconds_or_ms.abs().max() > 1e11 else "s"
-    return pd.to_datetime(seconds_or_ms, unit=unit, errors="coerce").astype("datetime64[us]")
+    # Amazon Reviews uses milliseconds; most logs use seconds. 1e11 s is year 5138, so
+    # each value's size tells its unit
+    ms = seconds_or_ms.abs() > 1e11
+    out = pd.to_datetime(seconds_or_ms.where(~ms), unit="s", errors="coerce")
+    if ms.any():
+        out[ms] = pd.to_datetime(seconds_or_ms[ms], unit="ms", errors="coerce")
+    return out.astype("datetime64[us]")
 
 
 def _to_json_text(value: object) -> str | float | None:
@@ -221,7 +233,7 @@ def check_grades(
 
     Off-scale grades are row problems; values no scale explains are one fatal problem.
     """
-    from shopaug.data.grades import SCALES, get_scale, infer_scale
+    from shopaug.data.grades import SCALES, get_scale, infer_scale, infer_scale_of_most
     from shopaug.errors import ConfigError
 
     present = ~_blank(judgments["grade"])
@@ -231,10 +243,13 @@ def check_grades(
         try:
             scale = infer_scale(judgments.loc[present, "grade"].unique())
         except ConfigError as exc:
-            fatal.append(Problem(label, str(exc).split(";")[0], f"grades on one of the scales "
-                                 f"{sorted(SCALES)}", "set grade_scale in the data config",
-                                 column=source, kind="bad_grade", fatal=True))
-            return
+            scale = infer_scale_of_most(judgments.loc[present, "grade"])
+            if scale is None:
+                fatal.append(Problem(label, str(exc).split(";")[0], "grades on one of the "
+                                     f"scales {sorted(SCALES)}",
+                                     "set grade_scale in the data config", column=source,
+                                     kind="bad_grade", fatal=True))
+                return
     else:
         scale = get_scale(scale_name)
     bad = present & scale.gain_of(judgments["grade"]).isna()

@@ -156,6 +156,9 @@ def run_experiment(config: ExperimentConfig | str | Path, *, output: str | Path 
                                  ("progress", progress)) if v is not None}
     if updates:
         config = config.model_copy(update=updates)
+    if not config.progress and config.llm.progress:  # no bars means the LLM's too
+        config = config.model_copy(update={"llm": config.llm.model_copy(
+            update={"progress": False})})
     fp = config.fingerprint()
     run_dir = Path(config.output) / f"{config.name}-{fp[:12]}"
     thresholds = QualityThresholds.model_validate(config.quality)

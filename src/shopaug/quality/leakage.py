@@ -342,6 +342,12 @@ def prompt_audit(data: ShopData, test: ShopData, prompts: list[dict], thresholds
     queries = PhraseMatcher((toks, str(text)) for text in test.queries["text"].dropna()
                             for toks in [tokens(text)] if _searchable(toks))
     catalog = CatalogText([data.items, test.items])
+    # a real training query shown as a few-shot example is training data, also when a
+    # test query is part of it ("heavy yoga mat" holds the test query "yoga mat")
+    train = data.queries
+    if "origin" in train.columns:
+        train = train[train["origin"] == "real"]
+    train_queries = {normalise_text(t) for t in train["text"].dropna().astype(str)}
     per_user = _test_only_titles(data, test)
     with_query, with_item, examples = 0, 0, []
     stages: Counter = Counter()
@@ -355,10 +361,12 @@ def prompt_audit(data: ShopData, test: ShopData, prompts: list[dict], thresholds
                 if path:
                     if not any("quer" in k.lower() for k in path) and seg in catalog:
                         continue
-                    found |= queries.find(tokens(seg))
+                    if normalise_text(seg) not in train_queries:
+                        found |= queries.find(tokens(seg))
                     continue
                 for piece in _free_text_to_search(seg, catalog):
-                    found |= queries.find(tokens(piece))
+                    if normalise_text(piece) not in train_queries:
+                        found |= queries.find(tokens(piece))
         if found:
             with_query += 1
             examples.append([stage, rid, "test query", sorted(found)[0]])
@@ -377,9 +385,9 @@ def prompt_audit(data: ShopData, test: ShopData, prompts: list[dict], thresholds
                            f"(queries of >= {MIN_PHRASE:g} words or 4 Chinese characters; "
                            "catalog text in a prompt not searched)"))
     section.add(make_check(SECTION, "prompts_with_test_only_items", with_item, thresholds,
-                           f"{with_item:,} of {n} prompts for a user contain the title of an "
-                           "item that user has only in the test data (searched in the "
-                           "user's own record, recommended candidates not counted)"))
+                           f"{with_item:,} of {n} prompts hold, in a user's own record, the "
+                           "title of an item that user has only in the test data "
+                           "(recommended candidates not counted)"))
     section.table("Prompts audited", ["stage", "prompts"], sorted(stages.items()))
     if examples:
         section.table("Prompts holding test data (first 10)",

@@ -24,7 +24,7 @@ PAGE = """<!doctype html>
 <main>
 <section><h2>Search</h2>
  <form id="search-form"><input id="q" type="search" maxlength="200"
-   placeholder="e.g. red retrospot bag" aria-label="search query" required>
+   placeholder="search the catalog" aria-label="search query" required>
   <button type="submit">Search</button></form>
  <div id="search-status" class="meta"></div><ol id="search-results"></ol></section>
 <section><h2>Recommendations</h2>
