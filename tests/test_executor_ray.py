@@ -122,6 +122,37 @@ def test_a_dead_engine_stops_the_stage_with_its_message(tmp_path):
         _run("item_enrichment", {}, executor, tmp_path)
 
 
+class _Http500(FakeEngine):
+    """Answers HTTP 500 (a row-level failure) for the gnome, or for every request."""
+
+    def __init__(self, everything: bool = False) -> None:
+        super().__init__()
+        self.everything = everything
+
+    def generate(self, requests, on_result=None):
+        from shopaug.llm.types import ChatResponse
+
+        answers = super().generate(requests)
+        out = [ChatResponse("", error="HTTP 500: boom")
+               if self.everything or "gnome" in r.messages[-1][1].lower() else a
+               for r, a in zip(requests, answers, strict=True)]
+        for i, response in enumerate(out):
+            if on_result:
+                on_result(i, response)
+        return out
+
+
+def test_a_batch_failing_whole_is_a_row_failure_but_a_stage_failing_whole_stops(tmp_path):
+    one_per_batch = {**OPTIONS, "batch_size": 1}
+    executor = RayExecutor(one_per_batch, engine_factory=lambda: _Http500())
+    out, component, _ = _run("item_enrichment", {}, executor, tmp_path)
+    assert "i5" in set(component.errors_["request_id"])  # the gnome's batch failed whole
+    assert out.items["attributes"].notna().sum() >= 4  # the others were enriched
+    executor = RayExecutor(one_per_batch, engine_factory=lambda: _Http500(everything=True))
+    with pytest.raises(EngineError, match=r"all \d+ requests to the LLM failed.*HTTP 500"):
+        _run("item_enrichment", {}, executor, tmp_path)
+
+
 def test_components_without_shard_by_run_on_the_driver(tmp_path):
     # user_profiles declares no shard_by: it runs whole, on the driver
     out, _, _ = _run("user_profiles", {"max_users": 2}, RayExecutor(OPTIONS), tmp_path)
@@ -239,3 +270,14 @@ def test_an_injected_embedder_is_kept_on_ray(tmp_path):
     executor.run(component, sample_data(), _ctx(tmp_path, executor))
     assert component.embed is cheap
     assert seen and seen[0] == sample_data().queries["text"].tolist()
+
+
+def test_a_budget_keeps_the_stage_on_the_driver_with_one_ledger(tmp_path):
+    from shopaug.llm.ledger import Budget
+
+    config = FAKE.model_copy(update={"budget": Budget(max_requests=2)})
+    component = registry.create("augmenter", "item_enrichment", {})
+    ctx = RunContext(seed=3, run_dir=tmp_path, progress=False, llm_config=config)
+    RayExecutor(OPTIONS).run(component, sample_data(), ctx)
+    assert ctx.llm.ledger.total().requests == 2  # not 2 per Ray batch
+    assert component.report_["enriched"] == 2

@@ -246,3 +246,33 @@ def test_a_stage_records_what_it_wrote_into_rows_also_when_reused(tmp_path):
     _, _, reports = run_chain(data, [spec], [], ctx, cache, "no-llm")
     changed = int((data.items["title"] != data.items["title"].str.upper()).sum())
     assert changed > 0 and reports[0]["filled"] == {"items.title": changed}
+
+
+class _HalfDone(Augmenter):
+    """Reports one failed row, as an LLM stage whose server failed on one request."""
+
+    name = "half_done_test"
+    Config = ComponentConfig
+
+    def run(self, data, ctx):
+        from shopaug.llm.structured import errors_table
+
+        self.errors_ = errors_table([], self.name)
+        self.errors_.loc[0] = [self.name, "i1", 1, "HTTP 500", "", ""]
+        return data
+
+
+def test_an_incomplete_stage_is_not_reused_so_a_rerun_asks_again(tmp_path):
+    from shopaug.pipeline.config import ComponentSpec
+    from shopaug.pipeline.runner import RunContext
+    from shopaug.pipeline.stages import StageCache, run_stage
+    from shopaug.testing import sample_data
+
+    registry.register("augmenter", _HalfDone)
+    ctx = RunContext(seed=0, run_dir=tmp_path, progress=False)
+    cache = StageCache(tmp_path / "stages")
+    for _ in range(2):
+        result = run_stage(sample_data(), "augmenter", ComponentSpec(name="half_done_test"),
+                           ctx, cache, "no-llm")
+        assert not result.reused
+    assert cache.misses == 2 and cache.hits == 0

@@ -164,6 +164,22 @@ def test_budget_stops_cleanly_and_keeps_what_was_made(tmp_path):
     assert len(list(LLMCache(tmp_path / "c.sqlite").iter_keys())) == 6
 
 
+def test_a_request_budget_is_never_passed_even_with_the_default_batch_size(tmp_path):
+    engine = FakeEngine()
+    llm = LLM(engine, None, budget=Budget(max_requests=5), progress=False)  # batch 512
+    out = llm.generate(_requests(24))
+    assert engine.calls == 5 and sum(r.ok for r in out) == 5
+
+
+def test_a_token_budget_stops_within_one_small_batch():
+    from shopaug.llm.client import BUDGET_BATCH
+
+    engine = FakeEngine()
+    llm = LLM(engine, None, budget=Budget(max_tokens=1), progress=False)
+    llm.generate(_requests(40))
+    assert engine.calls == BUDGET_BATCH < 40
+
+
 def test_dead_engine_stops_the_run_with_its_message():
     llm = LLM(FakeEngine(fail_with="cannot reach http://127.0.0.1:9/v1"), progress=False)
     with pytest.raises(EngineError, match="cannot reach"):

@@ -172,6 +172,9 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         remove_stale_staging(path)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp",
                                     dir=path.parent))
+        # mkdtemp makes the directory private (0700); the result gets the usual mode, so
+        # others on shared storage can read a run as they can its files
+        os.chmod(tmp, 0o777 & ~_umask())
     except OSError as exc:
         raise _fail(path, exc) from exc
     try:

@@ -31,7 +31,12 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(config, out, progress: bool) -> int:
+def _progress(args: argparse.Namespace) -> bool | None:
+    """--no-progress, else None: the config's own `progress:` decides."""
+    return False if args.no_progress else None
+
+
+def _run(config, out, progress: bool | None) -> int:
     from shopaug.pipeline.runner import run
 
     result = run(config, output=out, progress=progress)
@@ -48,11 +53,11 @@ def with_pd_options(fn) -> None:
         fn()
 
 
-def _experiment(config, out, progress: bool, llm_options: dict) -> int:
+def _experiment(config, out, progress: bool | None, llm_options: dict) -> int:
     from shopaug.pipeline.experiment import load_experiment_config, run_experiment
 
     cfg = load_experiment_config(config)
-    if not progress:
+    if progress is False:
         llm_options = {"progress": False, **llm_options}
     if llm_options:
         from shopaug.llm.config import with_options
@@ -84,7 +89,7 @@ def _demo(args: argparse.Namespace) -> int:
     from shopaug.datasets import ATTRIBUTION, demo_experiment_path
 
     print(f"demo data: a subset of UCI Online Retail. {ATTRIBUTION}\n")
-    return _experiment(demo_experiment_path(), args.out, not args.no_progress,
+    return _experiment(demo_experiment_path(), args.out, _progress(args),
                        dict(args.llm))
 
 
@@ -233,11 +238,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "data" and args.data_command == "inspect":
             return _inspect(args)
         if args.command == "run":
-            return _run(args.config, args.out, not args.no_progress)
+            return _run(args.config, args.out, _progress(args))
         if args.command == "demo":
             return _demo(args)
         if args.command == "experiment":
-            return _experiment(args.config, args.out, not args.no_progress, dict(args.llm))
+            return _experiment(args.config, args.out, _progress(args), dict(args.llm))
         if args.command == "quality":
             return _quality(args)
         if args.command == "report":

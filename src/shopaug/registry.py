@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
-from shopaug.components import Component
+from shopaug.components import Component, ComponentConfig
 from shopaug.errors import RegistryError
 
 GROUPS = {
@@ -62,7 +62,16 @@ def create(kind: str, name: str, config: dict | None = None) -> Component:
 
 
 def register(kind: str, cls: type[Component], name: str | None = None) -> type[Component]:
-    """Register ``cls`` in this process; usable as a decorator via functools.partial."""
+    """Register ``cls`` in this process; usable as a decorator via functools.partial.
+    Checked now (a Component of this kind with a ComponentConfig), not when first used."""
     _group(kind)
+    if not (isinstance(cls, type) and issubclass(cls, Component)):
+        raise RegistryError(f"register({kind!r}, {cls!r}): not a Component subclass")
+    if cls.kind != kind:
+        raise RegistryError(f"{cls.__name__} is a {cls.kind}, not a {kind}: subclass the "
+                            f"{kind} base class")
+    if not (isinstance(cls.Config, type) and issubclass(cls.Config, ComponentConfig)):
+        raise RegistryError(f"{cls.__name__}.Config must subclass shopaug.ComponentConfig "
+                            "(unknown keys are then errors)")
     _LOCAL[kind][name or cls.name] = cls
     return cls

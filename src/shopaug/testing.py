@@ -163,7 +163,12 @@ def _check(cls: type[Component], data: ShopData | None, config: dict | None, llm
         for column in columns:
             frame = data.table(table)
             frame[column] = None
-            stripped = data.replace(**{table: frame})
+            try:
+                stripped = data.replace(**{table: frame})
+            except SchemaError as exc:  # a required schema column: the bundle refuses it
+                _require(column in str(exc), "missing_column_clear_error",
+                         f"the error does not name {table}.{column}: {exc}")
+                continue
             try:
                 cls(config or {}).check_inputs(stripped)
             except SchemaError as exc:

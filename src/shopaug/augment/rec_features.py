@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from shopaug.data.bundle import ShopData
+from shopaug.data.split import basket_ids
 from shopaug.models.rec.base import positives, weights
 
 #: numeric and categorical model inputs of `interaction_features` rows, in order
@@ -48,7 +49,7 @@ def user_features(history: pd.DataFrame, items: pd.DataFrame,
     if pos.empty:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
     now = pos["timestamp"].max() if now is None else now
-    basket = pos["session_id"].fillna(pos["timestamp"].astype("str"))
+    basket = basket_ids(pos)
     price = pos["item_id"].map(items.drop_duplicates("item_id").set_index("item_id")["price"]
                                if "price" in items.columns else pd.Series(dtype=float))
     cat = pos["item_id"].map(item_categories(items)).fillna("unknown")

@@ -125,7 +125,8 @@ class NegativeSampling(Augmenter):
         out = pd.DataFrame({
             "user_id": src["user_id"].to_numpy(), "item_id": ids[item],
             "timestamp": src["timestamp"].to_numpy(), "event": "negative", "value": 0.0,
-            "session_id": src["session_id"].to_numpy()})
+            "session_id": src["session_id"].to_numpy() if "session_id" in src.columns
+            else None})
         # one row per (positive, negative item): repeated draws add nothing
         out = out.assign(_slot=slot).drop_duplicates(["_slot", "item_id"]).drop(columns="_slot")
         return data.append("interactions", self.provenance(out.reset_index(drop=True), ctx))

@@ -55,9 +55,19 @@ def _normalise(spec: TableSpec, df: pd.DataFrame, grade_scale: str | None) -> pd
                 value = "real" if col.name == "origin" else None
                 df[col.name] = pd.Series(value, index=df.index, dtype=_CANONICAL[col.dtype])
             continue
-        if str(df[col.name].dtype) != _CANONICAL.get(col.dtype, "object"):
+        if str(df[col.name].dtype) != _CANONICAL.get(col.dtype, "object") or (
+                col.dtype == "json" and _holds_objects(df[col.name])):
             coerce(df, col.name, col.dtype, problems, f"table {spec.name!r}")
     raise_if_any(problems, f"table {spec.name!r} has values of the wrong type:")
+    for col in spec.columns:  # an id, title or time missing would go wrong much later
+        if col.required and col.name in df.columns:
+            values = df[col.name]
+            empty = values.isna() | (values == "") if col.non_empty else values.isna()
+            if empty.any():
+                rows = (np.flatnonzero(empty.to_numpy())[:5] + 1).tolist()
+                raise SchemaError(
+                    f"table {spec.name!r}: {int(empty.sum()):,} row(s) with no "
+                    f"{col.name} (rows {rows}). Fix: fill them in or drop those rows")
     df["origin"] = df["origin"].fillna("real")  # rows with no origin given are real data
     bad_origin = ~df["origin"].isin(ORIGINS)
     if bad_origin.any():
@@ -65,6 +75,13 @@ def _normalise(spec: TableSpec, df: pd.DataFrame, grade_scale: str | None) -> pd
             f"table {spec.name!r}: origin must be one of {ORIGINS}, got "
             f"{sorted(df.loc[bad_origin, 'origin'].astype(str).unique())[:5]}"
         )
+    if spec.name == "judgments" and len(df) and grade_scale:
+        # also when gains are given: judgments of another scale must not mix in
+        off = df["grade"].notna() & get_scale(grade_scale).gain_of(df["grade"]).isna()
+        if off.any():
+            bad = sorted(df.loc[off, "grade"].astype(str).unique())[:5]
+            raise SchemaError(f"grades {bad} are not on this bundle's {grade_scale!r} scale. "
+                              "Fix: map them onto it first, or keep the bundles apart")
     if spec.name == "judgments" and len(df) and df["gain"].isna().any():
         scale = get_scale(grade_scale) if grade_scale else infer_scale(df["grade"].unique())
         df["gain"] = df["gain"].fillna(scale.gain_of(df["grade"]))
@@ -77,6 +94,11 @@ def _normalise(spec: TableSpec, df: pd.DataFrame, grade_scale: str | None) -> pd
     declared = [c.name for c in spec.columns if c.name in df.columns]
     extras = [c for c in df.columns if c not in declared and c not in PROVENANCE_NAMES]
     return df[[*declared, *extras, *PROVENANCE_NAMES]].reset_index(drop=True)
+
+
+def _holds_objects(values: pd.Series) -> bool:
+    """Whether a JSON column holds dicts (or lists) rather than JSON text."""
+    return bool(values.map(lambda v: isinstance(v, dict | list)).any())
 
 
 class ShopData:
@@ -250,9 +272,21 @@ class ShopData:
 
     # -- persistence ------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write the bundle as Parquet tables plus ``shopdata.json``, atomically."""
+        """Write the bundle as Parquet tables plus ``shopdata.json``, atomically. The
+        directory is replaced as a whole, so it must be new, empty or a saved bundle."""
         from shopaug import __version__
         from shopaug.artifacts import atomic_dir
+        from shopaug.errors import ArtifactError
+
+        target = Path(directory)
+        if target.exists() and not target.is_dir():
+            raise ArtifactError(f"cannot save a ShopData to {target}: it is a file. Fix: "
+                                "give a directory path")
+        if (target.is_dir() and not (target / META_FILE).is_file()
+                and any(target.iterdir())):
+            raise ArtifactError(f"{target} holds other files and is not a saved ShopData; "
+                                "saving replaces the whole directory. Fix: save to a new "
+                                "or empty directory")
 
         with atomic_dir(directory) as tmp:
             for name, df in self._frames.items():
@@ -273,10 +307,17 @@ class ShopData:
         if not meta_path.is_file():
             raise SchemaError(f"{directory} is not a saved ShopData (no {META_FILE}). Fix: "
                               "use shopaug.load() for raw data files")
-        meta = json.loads(meta_path.read_text())
-        frames = {n: pd.read_parquet(directory / f"{n}.parquet") for n in TABLE_NAMES}
-        fills_path = directory / FILLS_FILE
-        fills = ([Fill.from_dict(f) for f in json.loads(fills_path.read_text())]
-                 if fills_path.is_file() else [])
-        return cls(**frames, grade_scale=meta.get("grade_scale"),
-                   schema_version=meta["schema_version"], fills=fills)
+        from shopaug.errors import ArtifactError
+
+        try:
+            meta = json.loads(meta_path.read_text())
+            version = meta["schema_version"]
+            frames = {n: pd.read_parquet(directory / f"{n}.parquet") for n in TABLE_NAMES}
+            fills_path = directory / FILLS_FILE
+            fills = ([Fill.from_dict(f) for f in json.loads(fills_path.read_text())]
+                     if fills_path.is_file() else [])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ArtifactError(f"{directory} is a damaged ShopData ({type(exc).__name__}: "
+                                f"{exc}). Fix: save the bundle again") from None
+        return cls(**frames, grade_scale=meta.get("grade_scale"), schema_version=version,
+                   fills=fills)

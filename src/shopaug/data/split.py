@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from shopaug.components import Component, ComponentConfig
 from shopaug.data.bundle import ShopData
@@ -115,7 +115,7 @@ class _CutConfig(SplitterConfig):
     #: or: the last N days of the data are test
     test_days: float | None = 30.0
     #: interactions in the N days before the cut become the validation set
-    valid_days: float = 0.0
+    valid_days: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _one_rule(self) -> _CutConfig:
@@ -129,6 +129,8 @@ class _CutConfig(SplitterConfig):
 def _resolve_cut(inter: pd.DataFrame, config: _CutConfig) -> pd.Timestamp:
     if config.cut is not None:
         cut = pd.Timestamp(config.cut)
+        if cut.tzinfo is not None:  # timestamps are naive UTC (loaders convert zones)
+            cut = cut.tz_convert("UTC").tz_localize(None)
     else:
         cut = inter["timestamp"].max() - pd.Timedelta(days=config.test_days or 0)
     lo, hi = inter["timestamp"].min(), inter["timestamp"].max()
@@ -144,6 +146,9 @@ def _cut_parts(data: ShopData, config: _CutConfig) -> tuple[pd.Timestamp, dict[s
     valid_from = cut - pd.Timedelta(days=config.valid_days)
     before = inter["timestamp"] < cut
     parts = {"train": inter[inter["timestamp"] < valid_from], "test": inter[~before]}
+    if not len(parts["train"]):
+        raise ConfigError(f"valid_days {config.valid_days:g} before the cut {cut} leaves no "
+                          "training interactions. Fix: fewer valid_days, or a later cut")
     if config.valid_days > 0:
         parts["valid"] = inter[before & (inter["timestamp"] >= valid_from)]
     # Search tables carry no time: they stay on the training side.
@@ -203,6 +208,14 @@ class ColdStartSplit(Splitter):
                      notes={"holdout": hold, "warm_test_rows_dropped": int((~mask).sum())})
 
 
+def basket_ids(interactions: pd.DataFrame) -> pd.Series:
+    """A basket per row: its session_id, else its timestamp (one purchase moment)."""
+    stamps = interactions["timestamp"].astype("str")
+    if "session_id" not in interactions.columns:
+        return stamps
+    return interactions["session_id"].fillna(stamps)
+
+
 class LeaveLastBasketConfig(SplitterConfig):
     #: users with fewer baskets stay wholly in train
     min_baskets: int = 2
@@ -220,12 +233,15 @@ class LeaveLastBasketSplit(Splitter):
 
     def split(self, data: ShopData, seed: int = 0) -> Split:
         inter = self._need_interactions(data, "leave_last_basket")
-        basket = inter["session_id"].fillna(inter["timestamp"].astype("str"))
-        keyed = inter.assign(_basket=basket)
+        keyed = inter.assign(_basket=basket_ids(inter))
         starts = keyed.groupby(["user_id", "_basket"], sort=False)["timestamp"].min()
         starts = starts.reset_index().sort_values(["user_id", "timestamp", "_basket"])
         n_baskets = starts.groupby("user_id")["_basket"].transform("size")
         last = starts[(n_baskets >= self.config.min_baskets)].groupby("user_id").tail(1)
+        if last.empty:
+            raise ConfigError(f"leave_last_basket: no user has {self.config.min_baskets} "
+                              "baskets, so the test side would be empty. Fix: lower "
+                              "min_baskets, or use the temporal split")
         is_test = keyed.set_index(["user_id", "_basket"]).index.isin(
             last.set_index(["user_id", "_basket"]).index)
         train_inter, test_inter = inter[~is_test], inter[is_test]

@@ -34,7 +34,10 @@ def _report_rows(
     if not mask.any():
         return
     values = df.loc[mask, column] if column in df.columns else pd.Series(index=df.index[mask])
-    for row, value in zip(df.loc[mask, ROW].tolist(), values.tolist(), strict=True):
+    # a loaded file numbers its data rows; a frame built in Python counts from 1
+    rows = (df.loc[mask, ROW] if ROW in df.columns
+            else pd.Series(np.flatnonzero(mask.to_numpy()) + 1))
+    for row, value in zip(rows.tolist(), values.tolist(), strict=True):
         problems.append(Problem(label, problem, expected, fix, row=int(row), column=source,
                                 value=None if _isna(value) else str(value)[:200], kind=kind))
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from shopaug.errors import ConfigError
+
 METRICS = ("hr", "recall", "precision", "ndcg", "map", "mrr")
 
 
@@ -21,8 +23,17 @@ def per_group_metrics(
     ranked: pd.DataFrame, truth: pd.DataFrame, ks: Sequence[int] = (10, 20),
     group: str = "user_id",
 ) -> pd.DataFrame:
-    """A frame indexed by group with columns like ``ndcg@10``, ``recall@20``."""
+    """A frame indexed by group with columns like ``ndcg@10``, ``recall@20``.
+
+    An item counts once per group on both sides (its best gain, its first rank), so a
+    duplicated judgment or recommendation cannot push a metric above 1."""
+    if not ks or min(ks) < 1:
+        raise ConfigError(f"ks must be positive cut-offs such as (10, 20), got {tuple(ks)}")
     truth = truth[[group, "item_id", "gain"]]
+    if truth.duplicated([group, "item_id"]).any():
+        truth = truth.sort_values("gain", ascending=False).drop_duplicates([group, "item_id"])
+    if ranked.duplicated([group, "item_id"]).any():
+        ranked = ranked.sort_values("rank").drop_duplicates([group, "item_id"])
     groups = pd.Index(truth[group].unique(), name=group)
     relevant = truth[truth["gain"] > 0]
     n_rel = relevant.groupby(group).size().reindex(groups, fill_value=0)

@@ -15,6 +15,8 @@ from shopaug.llm.types import ChatRequest, ChatResponse
 log = logging.getLogger(__name__)
 
 BUDGET_ERROR = "budget exhausted"
+#: batch size under a token or cost budget: the most a run can overshoot its cap by
+BUDGET_BATCH = 8
 
 
 class LLM:
@@ -43,6 +45,20 @@ class LLM:
         engine, model = self.engine.name, self.engine.model_id
         return [cache_key(engine, model, r) for r in requests]
 
+    def _next_batch_size(self) -> int:
+        """Budgets are checked between batches: a request budget never lets a batch pass
+        it, and under a token or cost budget batches stay small, so a run stops at most
+        one small batch past its cap."""
+        size, budget = self.batch_size, self.budget
+        if budget is None:
+            return size
+        if budget.max_requests is not None:
+            total = self.ledger.total()
+            size = min(size, max(1, budget.max_requests - (total.requests - total.cached)))
+        if budget.max_cost is not None or budget.max_tokens is not None:
+            size = min(size, BUDGET_BATCH)
+        return size
+
     def generate(self, requests: Sequence[ChatRequest], stage: str = "llm") -> list[ChatResponse]:
         from tqdm.auto import tqdm
 
@@ -65,7 +81,8 @@ class LLM:
                    leave=False)
         tokens = 0
         pending = list(todo.items())
-        for start_at in range(0, len(pending), self.batch_size):
+        start_at = 0
+        while start_at < len(pending):
             reason = self.ledger.exceeded(self.budget)
             if reason:
                 self.stopped_by_budget = reason
@@ -74,7 +91,8 @@ class LLM:
                 for key, _ in pending[start_at:]:
                     answers[key] = ChatResponse("", error=f"{BUDGET_ERROR}: {reason}")
                 break
-            chunk = pending[start_at:start_at + self.batch_size]
+            chunk = pending[start_at:start_at + self._next_batch_size()]
+            start_at += len(chunk)
 
             def store(i: int, response: ChatResponse, chunk=chunk) -> None:
                 nonlocal tokens

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from shopaug.errors import ShopAugError
+from shopaug.errors import ConfigError, ShopAugError
 
 if TYPE_CHECKING:
     from shopaug.augment.base import Augmenter
@@ -126,6 +126,12 @@ class RayExecutor:
     def _run(self, component: Augmenter, data: ShopData, ctx: RunContext) -> ShopData:
         if getattr(component, "shard_by", None) is None:
             return component.run(data, ctx)
+        budget = getattr(getattr(ctx, "llm_config", None), "budget", None)
+        if budget is not None and any(v is not None for v in budget.model_dump().values()):
+            # a budget needs one ledger; the workers' separate ones would each allow it all
+            log.warning("%s: an llm budget is set, so the stage runs on the driver, not on "
+                        "Ray", component.name)
+            return component.run(data, ctx)
         rows = component.select(data)
         if rows.empty:
             return component.run(data, ctx)
@@ -159,6 +165,9 @@ class RayExecutor:
                                                       component.config.model_dump()),
                           "dtypes": rows.dtypes.to_dict(), "seed": ctx.seed,
                           "llm_config": ctx.llm_config, "engine_factory": self.engine_factory})
+        if opts.shard_dir and _is_local(opts.shard_dir) and not Path(opts.shard_dir).is_dir():
+            raise ConfigError(f"executor_options.shard_dir {opts.shard_dir} is not a directory. "
+                              "Fix: create it (on storage every node can read)")
         with tempfile.TemporaryDirectory(prefix="shopaug-shards-",
                                          dir=opts.shard_dir if _is_local(opts.shard_dir)
                                          else None) as local_dir:
@@ -203,6 +212,7 @@ class RayExecutor:
             log.warning("%s: %d rows or requests failed; see %s", component.name,
                         len(component.errors_), path)
         _add_usage(ctx, [p["usage"] for p in pieces])
+        _raise_if_no_answer(component.name, [p["usage"] for p in pieces], component.errors_)
         return component.merge(data, [p["out"] for p in pieces], ctx)
 
 
@@ -237,6 +247,26 @@ def _unwrap(exc: BaseException) -> BaseException:
     return ShopAugError(f"the Ray job failed: {exc}")
 
 
+def _raise_if_no_answer(name: str, usages: list[dict[str, Any]], errors: pd.DataFrame) -> None:
+    """The whole stage's check that a worker skips for its batch: the engine answered
+    none of the stage's requests (a batch failing whole is only a row-level failure)."""
+    from shopaug.llm.engine import EngineError
+    from shopaug.llm.structured import engine_never_answered
+
+    totals: dict[str, list[int]] = {}
+    for usage in usages:
+        for stage, stats in usage.items():
+            total = totals.setdefault(stage, [0, 0])
+            total[0] += stats.requests
+            total[1] += stats.failed
+    for stage, (requests, failed) in totals.items():
+        if engine_never_answered(requests, failed):
+            first = errors["reason"].iloc[0] if len(errors) else "no answer"
+            raise EngineError(f"{name}: all {requests} requests to the LLM failed ({stage}); "
+                              f"the first: {first}. Fix: check the llm settings (engine, "
+                              "base_url, model) and that the server answers")
+
+
 def _add_usage(ctx: RunContext, usages: list[dict[str, Any]]) -> None:
     """Fold the actors' LLM usage into the driver's ledger, when the driver has one."""
     llm = getattr(ctx, "_llm", None)
@@ -259,8 +289,10 @@ class _ShardWorker:
 
         from shopaug import registry
         from shopaug.data.bundle import ShopData
+        from shopaug.llm import structured
         from shopaug.llm.config import build_llm
 
+        structured.CHECK_WHOLE_CALL = False  # this process serves batches, not stages
         self.shared = ray.get(shared[0])
         bundle = self.shared["data"]
         self.data = ShopData(**bundle["tables"], grade_scale=bundle["grade_scale"])

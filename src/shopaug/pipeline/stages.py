@@ -97,7 +97,15 @@ def run_stage(data: ShopData, kind: str, spec: ComponentSpec, ctx, cache: StageC
     result = StageResult(out, list(audit[before:]),
                          dict(getattr(component, "report_", {}) or {}),
                          time.perf_counter() - start)
-    cache.put(key, result)
+    errors = getattr(component, "errors_", None)
+    stopped = getattr(getattr(ctx, "_llm", None), "stopped_by_budget", None)
+    if (errors is not None and len(errors)) or stopped:
+        # an incomplete stage is not reused: a rerun (a larger budget, the server back)
+        # asks again what was not answered; the answer cache keeps what was
+        log.info("%s %s: not kept in the stage cache (%s)", kind, spec.display,
+                 stopped or f"{len(errors)} failed rows")
+    else:
+        cache.put(key, result)
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -10,6 +11,7 @@ import pandas as pd
 
 from shopaug.components import Component, ComponentConfig
 from shopaug.data.bundle import ShopData
+from shopaug.errors import ConfigError
 
 RECS_COLUMNS = ("user_id", "item_id", "rank", "score")
 
@@ -21,12 +23,33 @@ class Recommender(Component):
     #: the result for every seed instead of training identical models again
     seeded: ClassVar[bool] = True
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """Every model's (and plugin's) ``recommend`` gets the same argument checks."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("recommend")
+        if own is not None and not getattr(own, "_checked", False):
+            @functools.wraps(own)
+            def recommend(self, user_ids: Sequence[str], k: int = 10) -> pd.DataFrame:
+                _check_request(user_ids, k)
+                return own(self, user_ids, k)
+
+            recommend._checked = True  # type: ignore[attr-defined]
+            cls.recommend = recommend  # type: ignore[method-assign]
+
     def fit(self, train: ShopData, seed: int = 0) -> Recommender:
         raise NotImplementedError
 
     def recommend(self, user_ids: Sequence[str], k: int = 10) -> pd.DataFrame:
         """Top-``k`` items per user: columns user_id, item_id, rank (1 = best), score."""
         raise NotImplementedError
+
+
+def _check_request(user_ids: object, k: object) -> None:
+    if isinstance(user_ids, str | bytes):
+        raise ConfigError(f"user_ids is one string ({user_ids!r}); pass a list such as "
+                          f"[{user_ids!r}]")
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ConfigError(f"k must be a whole number of at least 1, got {k!r}")
 
 
 def positives(interactions: pd.DataFrame) -> pd.DataFrame:
