@@ -153,3 +153,20 @@ def test_register_checks_what_it_is_given():
 def test_the_readme_experiment_config_reports_a_misspelt_key_as_a_config_error():
     with pytest.raises(ConfigError, match="modelz: unknown key"):
         shopaug.ExperimentConfig.from_dict({"data": {"path": "shopaug:demo"}, "modelz": 1})
+
+
+def test_search_models_rank_the_whole_catalog_only_when_asked_to():
+    from shopaug import registry
+    from shopaug.models.search.base import catalog_candidates
+
+    queries = pd.DataFrame({"query_id": ["q1"], "text": ["mug"]})
+    data = ShopData(items=ITEMS, queries=queries, grade_scale="1-4", judgments=pd.DataFrame(
+        {"query_id": ["q1"], "item_id": ["a"], "grade": ["4"]}))
+    bm25 = registry.create("search_model", "bm25").fit(data)
+    with pytest.raises(ConfigError, match="catalog_candidates"):
+        bm25.rank(queries, None)
+    ranked = bm25.rank(queries, catalog_candidates(queries, data.items))
+    assert ranked["item_id"].tolist()[0] == "a" and len(ranked) == 3
+    orphan = pd.DataFrame({"query_id": ["q2"], "item_id": ["a"]})
+    with pytest.raises(ConfigError, match="no query text"):
+        bm25.rank(queries, orphan)

@@ -3,7 +3,7 @@
 ``train`` holds the catalog, the training queries and their judgments, real and
 (for augmented variants) synthetic, told apart by ``origin``. ``rank`` scores
 the candidate items of each query: the judged pool in reranking benchmarks
-(CrowdFlower, ESCI, WANDS), or the whole catalog when ``candidates`` is None.
+(CrowdFlower, ESCI, WANDS), or the whole catalog (``catalog_candidates``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pandas as pd
 
 from shopaug.components import Component, ComponentConfig
 from shopaug.data.bundle import ShopData
+from shopaug.errors import ConfigError
 
 RANK_COLUMNS = ("query_id", "item_id", "rank", "score")
 
@@ -31,12 +32,24 @@ class SearchModel(Component):
     def rank(self, queries: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame:
         """Candidates ordered per query: columns query_id, item_id, rank (1 = best), score.
         Ties are broken by item id so rankings are deterministic."""
+        if not isinstance(candidates, pd.DataFrame):
+            raise ConfigError("rank needs a candidates frame (query_id, item_id); for the "
+                              "whole catalog use catalog_candidates(queries, train.items)")
+        unknown = set(candidates["query_id"]) - set(queries["query_id"])
+        if unknown:
+            raise ConfigError(f"{len(unknown)} candidate query ids have no query text, e.g. "
+                              f"{sorted(map(str, unknown))[:3]}")
         scores = self.score(queries, candidates)
         out = candidates[["query_id", "item_id"]].assign(score=scores.to_numpy(dtype=float))
         out = out.sort_values(["query_id", "score", "item_id"], ascending=[True, False, True],
                               kind="stable")
         out["rank"] = out.groupby("query_id").cumcount() + 1
         return out[list(RANK_COLUMNS)].reset_index(drop=True)
+
+
+def catalog_candidates(queries: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    """Every catalog item as a candidate of every query (query_id, item_id)."""
+    return queries[["query_id"]].merge(items[["item_id"]].drop_duplicates(), how="cross")
 
 
 def item_text(items: pd.DataFrame, with_description: bool = True) -> pd.Series:
