@@ -170,3 +170,21 @@ def test_search_models_rank_the_whole_catalog_only_when_asked_to():
     orphan = pd.DataFrame({"query_id": ["q2"], "item_id": ["a"]})
     with pytest.raises(ConfigError, match="no query text"):
         bm25.rank(queries, orphan)
+
+
+def test_whitespace_titles_bad_k_and_an_empty_test_side_are_named():
+    from shopaug import registry
+    from shopaug.evaluate.rec import evaluate_recommender
+    from shopaug.llm import PromptTemplate
+
+    with pytest.raises(SchemaError, match="with no title"):
+        ShopData(items=ITEMS.assign(title=["Mug", "   ", "Jar"]))
+    with pytest.raises(ConfigError, match="k must be at least 1"):
+        PromptTemplate.load("search_queries", "en").request({"title": "mug"}, [], k=-1)
+    data = ShopData(items=ITEMS, interactions=EVENTS)
+    parts = shopaug.split(data, "temporal", test_days=1)
+    empty = parts.test.replace(interactions=parts.test.interactions.iloc[:0])
+    split = type(parts)(parts.train, empty, kind=parts.kind)
+    model = registry.create("recommender", "popularity").fit(parts.train)
+    with pytest.raises(ConfigError, match="no positive interactions"):
+        evaluate_recommender(model, parts.train, split, [10])

@@ -265,3 +265,18 @@ def test_grades_no_scale_explains_are_one_clear_problem(native_dir):
     (native_dir / "judgments.csv").write_text("query_id,item_id,grade\nq1,i1,great\n")
     msg = _error(native_dir)
     assert "cannot tell the grade scale" in msg and "grade_scale" in msg
+
+
+def test_timestamps_parse_by_position_when_index_labels_repeat():
+    from shopaug.data.validate import to_timestamp
+
+    values = pd.Series(["2024-01-01 10:00:00", "1704103200", "1704103200000", "soon", "1e30"],
+                       index=[3, 3, 4, 4, 4])  # as after a concat; found by the fuzz test
+    parsed = to_timestamp(values)
+    assert parsed.index.tolist() == [3, 3, 4, 4, 4]
+    assert parsed.iloc[:3].eq(pd.Timestamp("2024-01-01 10:00:00")).all()
+    assert parsed.iloc[3:].isna().all()
+    # seconds beside milliseconds past pandas' nanosecond range (the fuzz test's case)
+    edge = to_timestamp(pd.Series([0.5, 9223372036855.0], index=[3, 4]))
+    assert edge.tolist() == [pd.Timestamp("1970-01-01 00:00:00.5"),
+                             pd.Timestamp("2262-04-11 23:47:16.855")]

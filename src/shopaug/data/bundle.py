@@ -63,6 +63,8 @@ def _normalise(spec: TableSpec, df: pd.DataFrame, grade_scale: str | None) -> pd
         if col.required and col.name in df.columns:
             values = df[col.name]
             empty = values.isna() | (values == "") if col.non_empty else values.isna()
+            if col.non_empty and spec.name in ("items", "queries"):  # small tables: titles
+                empty |= values.str.strip().eq("").fillna(False).astype(bool)
             if empty.any():
                 rows = (np.flatnonzero(empty.to_numpy())[:5] + 1).tolist()
                 raise SchemaError(

@@ -76,16 +76,16 @@ def to_timestamp(values: pd.Series) -> pd.Series:
         return _from_epoch(values.astype("float64"))
     text = values.astype("str").str.strip()
     numeric = pd.to_numeric(text, errors="coerce")
-    is_epoch = numeric.notna()
     # each value on its own: epochs (seconds or ms) and date texts may share a column,
-    # and one bad value is reported alone instead of spoiling the others
-    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
+    # and one bad value is reported alone instead of spoiling the others. Positional
+    # (numpy) masks: the index may repeat labels
+    is_epoch = numeric.notna().to_numpy()
+    out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[us]")
     if is_epoch.any():
-        out[is_epoch] = _from_epoch(numeric[is_epoch])
-    dated = ~is_epoch
-    if dated.any():
-        out[dated] = _from_text(text[dated])
-    return out
+        out[is_epoch] = _from_epoch(numeric[is_epoch]).to_numpy()
+    if (~is_epoch).any():
+        out[~is_epoch] = _from_text(text[~is_epoch]).to_numpy()
+    return pd.Series(out, index=values.index)
 
 
 def _from_text(text: pd.Series) -> pd.Series:
@@ -100,11 +100,14 @@ def _from_text(text: pd.Series) -> pd.Series:
 def _from_epoch(seconds_or_ms: pd.Series) -> pd.Series:
     # Amazon Reviews uses milliseconds; most logs use seconds. 1e11 s is year 5138, so
     # each value's size tells its unit
-    ms = seconds_or_ms.abs() > 1e11
-    out = pd.to_datetime(seconds_or_ms.where(~ms), unit="s", errors="coerce")
+    x = seconds_or_ms.to_numpy(dtype="float64", na_value=np.nan)
+    ms = np.abs(x) > 1e11
+    out = pd.to_datetime(pd.Series(np.where(ms, np.nan, x)), unit="s", errors="coerce"
+                         ).astype("datetime64[us]").to_numpy(copy=True)
     if ms.any():
-        out[ms] = pd.to_datetime(seconds_or_ms[ms], unit="ms", errors="coerce")
-    return out.astype("datetime64[us]")
+        out[ms] = pd.to_datetime(pd.Series(x[ms]), unit="ms", errors="coerce"
+                                 ).astype("datetime64[us]").to_numpy()
+    return pd.Series(out, index=seconds_or_ms.index)
 
 
 def _to_json_text(value: object) -> str | float | None:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from shopaug.data.bundle import ShopData
 from shopaug.data.split import Split
+from shopaug.errors import ConfigError
 from shopaug.evaluate.ranking import per_group_metrics
 
 #: users with at most this many training interactions form the cold-user slice
@@ -152,6 +153,9 @@ def _evaluate(model, train: ShopData, split: Split,
               ks: Sequence[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
     truths = _slice_truths(train, split)
     users = truths["all"]["user_id"].unique()
+    if not len(users):
+        raise ConfigError("the test side has no positive interactions to evaluate. Fix: "
+                          "check the split (its cut, min_baskets) and the events")
     recs = model.recommend(users, k=max(ks))
     beyond = list_metrics(recs, ks, train)
     frames = []

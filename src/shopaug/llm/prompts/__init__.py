@@ -124,8 +124,12 @@ class PromptTemplate:
     def request(self, fields: Mapping[str, Any], examples: Sequence[Example] = (), *,
                 sampling: Sampling | None = None, seed: int = 0, request_id: str = "",
                 **params: Any) -> ChatRequest:
+        from shopaug.errors import ConfigError
         from shopaug.fingerprint import canonical_json
 
+        k = params.get("k")
+        if k is not None and (not isinstance(k, int) or k < 1):  # "write {k} queries"
+            raise ConfigError(f"{self.key}: k must be at least 1, got {k!r}")
         return ChatRequest(self.messages(fields, examples, **params),
                            sampling=sampling or Sampling(), seed=seed,
                            schema=canonical_json(self.schema) if self.schema else None,
