@@ -57,8 +57,6 @@ def _experiment(config, out, progress: bool | None, llm_options: dict) -> int:
     from shopaug.pipeline.experiment import load_experiment_config, run_experiment
 
     cfg = load_experiment_config(config)
-    if progress is False:
-        llm_options = {"progress": False, **llm_options}
     if llm_options:
         from shopaug.llm.config import with_options
 

@@ -77,16 +77,16 @@ def _normalise(spec: TableSpec, df: pd.DataFrame, grade_scale: str | None) -> pd
             f"table {spec.name!r}: origin must be one of {ORIGINS}, got "
             f"{sorted(df.loc[bad_origin, 'origin'].astype(str).unique())[:5]}"
         )
-    if spec.name == "judgments" and len(df) and grade_scale:
+    if spec.name == "judgments" and len(df) and (grade_scale or df["gain"].isna().any()):
+        scale = get_scale(grade_scale) if grade_scale else infer_scale(df["grade"].unique())
+        gains = scale.gain_of(df["grade"])
         # also when gains are given: judgments of another scale must not mix in
-        off = df["grade"].notna() & get_scale(grade_scale).gain_of(df["grade"]).isna()
-        if off.any():
+        off = df["grade"].notna() & gains.isna()
+        if grade_scale and off.any():
             bad = sorted(df.loc[off, "grade"].astype(str).unique())[:5]
             raise SchemaError(f"grades {bad} are not on this bundle's {grade_scale!r} scale. "
                               "Fix: map them onto it first, or keep the bundles apart")
-    if spec.name == "judgments" and len(df) and df["gain"].isna().any():
-        scale = get_scale(grade_scale) if grade_scale else infer_scale(df["grade"].unique())
-        df["gain"] = df["gain"].fillna(scale.gain_of(df["grade"]))
+        df["gain"] = df["gain"].fillna(gains)
         if df["gain"].isna().any():
             bad = sorted(df.loc[df["gain"].isna(), "grade"].astype(str).unique())[:5]
             raise SchemaError(

@@ -15,6 +15,12 @@ import pandas as pd
 from shopaug.errors import ConfigError
 
 
+def grade_keys(grades: pd.Series) -> pd.Series:
+    """Grades as scale labels: trimmed, upper case, "4.0" (read from CSV) as "4"."""
+    keys = grades.astype("str").str.strip().str.upper()
+    return keys.str.replace(r"\.0+$", "", regex=True)
+
+
 @dataclass(frozen=True)
 class GradeScale:
     name: str
@@ -23,9 +29,7 @@ class GradeScale:
 
     def gain_of(self, grades: pd.Series) -> pd.Series:
         """Map raw grades (any dtype) to gains; unknown grades become NaN."""
-        keys = grades.astype("str").str.strip().str.upper()
-        keys = keys.str.replace(r"\.0+$", "", regex=True)  # "4.0" read from CSV means 4
-        return keys.map(self.gains).astype("float64")
+        return grade_keys(grades).map(self.gains).astype("float64")
 
     @property
     def labels(self) -> list[str]:
@@ -62,6 +66,8 @@ SCALES: dict[str, GradeScale] = {
         ),
     )
 }
+#: every label some scale has
+_KNOWN: frozenset[str] = frozenset().union(*(s.gains for s in SCALES.values()))
 
 
 def get_scale(name: str) -> GradeScale:
@@ -75,15 +81,15 @@ def get_scale(name: str) -> GradeScale:
 
 def infer_scale(grades: Iterable[object]) -> GradeScale:
     """Pick the narrowest scale that covers every observed grade."""
-    raw = {str(g).strip().upper().removesuffix(".0"): str(g) for g in grades if pd.notna(g)}
+    values = pd.Series([g for g in grades if pd.notna(g)], dtype=object)
+    raw = dict(zip(grade_keys(values), values.astype("str"), strict=True))
     seen = set(raw)
     # Without a 0 grade, a numeric scale most likely starts at 1.
     numeric = ("0-3", "0-4") if "0" in seen else ("1-4", "0-4")
     for name in ("binary", *numeric, "esci", "wands"):
         if seen and seen <= set(SCALES[name].gains):
             return SCALES[name]
-    known = set().union(*(s.gains for s in SCALES.values()))
-    odd = sorted(raw[g] for g in seen - known)
+    odd = sorted(raw[g] for g in seen - _KNOWN)
     hint = f" ({odd[:5]} fit no scale)" if odd else ""
     raise ConfigError(
         f"cannot tell the grade scale from the values {sorted(raw.values())[:10]}{hint}; "
@@ -95,10 +101,8 @@ def infer_scale_of_most(grades: pd.Series, share: float = 0.5) -> GradeScale | N
     """The scale of the grades that fit some scale, when they are at least ``share`` of
     all: stray values ("7" among 0..3) then become row problems that quarantine
     can set aside, instead of stopping the whole load."""
-    keys = grades.astype("str").str.strip().str.upper().str.replace(r"\.0+$", "", regex=True)
-    known = set().union(*(s.gains for s in SCALES.values()))
-    fits = keys.isin(known)
-    if not len(keys) or fits.mean() < share:
+    fits = grade_keys(grades).isin(_KNOWN)
+    if not len(fits) or fits.mean() < share:
         return None
     try:
         return infer_scale(grades[fits.to_numpy()].unique())

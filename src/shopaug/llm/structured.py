@@ -202,18 +202,23 @@ def engine_never_answered(requests: int, failed: int) -> bool:
     return requests > 0 and failed == requests
 
 
+def no_answer_error(stage: str, requests: int, first: str):
+    """The EngineError of a stage whose every request failed in the engine."""
+    from shopaug.llm.engine import EngineError
+
+    return EngineError(f"{stage}: all {requests} requests to the LLM failed; the first: "
+                       f"{first}. Fix: check the llm settings (engine, base_url, model) and "
+                       "that the server answers")
+
+
 def _raise_if_the_engine_never_answered(results: list[StructuredResult], stage: str) -> None:
     """Every request failing in the engine (a server down, a wrong model name) would
     otherwise leave the stage empty and the run comparing real data with itself."""
-    errors = [r.response.error for r in results]
     if not CHECK_WHOLE_CALL:
         return
+    errors = [r.response.error for r in results]
     if results and all(e is not None and not e.startswith(BUDGET_ERROR) for e in errors):
-        from shopaug.llm.engine import EngineError
-
-        raise EngineError(f"{stage}: all {len(results)} requests to the LLM failed; the first: "
-                          f"{errors[0]}. Fix: check the llm settings (engine, base_url, model) "
-                          "and that the server answers")
+        raise no_answer_error(stage, len(results), str(errors[0]))
 
 
 def _with_seed(request: ChatRequest, attempt: int) -> ChatRequest:

@@ -250,8 +250,7 @@ def _unwrap(exc: BaseException) -> BaseException:
 def _raise_if_no_answer(name: str, usages: list[dict[str, Any]], errors: pd.DataFrame) -> None:
     """The whole stage's check that a worker skips for its batch: the engine answered
     none of the stage's requests (a batch failing whole is only a row-level failure)."""
-    from shopaug.llm.engine import EngineError
-    from shopaug.llm.structured import engine_never_answered
+    from shopaug.llm.structured import engine_never_answered, no_answer_error
 
     totals: dict[str, list[int]] = {}
     for usage in usages:
@@ -262,9 +261,7 @@ def _raise_if_no_answer(name: str, usages: list[dict[str, Any]], errors: pd.Data
     for stage, (requests, failed) in totals.items():
         if engine_never_answered(requests, failed):
             first = errors["reason"].iloc[0] if len(errors) else "no answer"
-            raise EngineError(f"{name}: all {requests} requests to the LLM failed ({stage}); "
-                              f"the first: {first}. Fix: check the llm settings (engine, "
-                              "base_url, model) and that the server answers")
+            raise no_answer_error(f"{name} ({stage})", requests, str(first))
 
 
 def _add_usage(ctx: RunContext, usages: list[dict[str, Any]]) -> None:

@@ -37,6 +37,7 @@ from shopaug.pipeline.runner import (
     _versions,
     load_checked,
     seed_context_and_split,
+    with_run_options,
 )
 from shopaug.pipeline.stages import StageCache, run_chain
 from shopaug.quality.decontaminate import decontaminate
@@ -152,13 +153,7 @@ def run_experiment(config: ExperimentConfig | str | Path, *, output: str | Path 
 
     if not isinstance(config, ExperimentConfig):
         config = load_experiment_config(config)
-    updates = {k: v for k, v in (("output", str(output) if output else None),
-                                 ("progress", progress)) if v is not None}
-    if updates:
-        config = config.model_copy(update=updates)
-    if not config.progress and config.llm.progress:  # no bars means the LLM's too
-        config = config.model_copy(update={"llm": config.llm.model_copy(
-            update={"progress": False})})
+    config = with_run_options(config, output, progress)
     fp = config.fingerprint()
     run_dir = Path(config.output) / f"{config.name}-{fp[:12]}"
     thresholds = QualityThresholds.model_validate(config.quality)

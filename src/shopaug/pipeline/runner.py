@@ -101,13 +101,7 @@ def run(config: PipelineConfig | str | Path, *, output: str | Path | None = None
 
     if not isinstance(config, PipelineConfig):
         config = PipelineConfig.from_yaml(config)
-    updates = {k: v for k, v in (("output", str(output) if output else None),
-                                 ("progress", progress)) if v is not None}
-    if updates:
-        config = config.model_copy(update=updates)
-    if not config.progress and config.llm.progress:  # no bars means the LLM's too
-        config = config.model_copy(update={"llm": config.llm.model_copy(
-            update={"progress": False})})
+    config = with_run_options(config, output, progress)
     fp = config.fingerprint()
     run_dir = Path(config.output) / f"{config.name}-{fp[:12]}"
     timings = _Timings()
@@ -179,6 +173,20 @@ def load_checked(config: PipelineConfig, run_tmp: Path, timings: _Timings):
         loaded = loader.load(config.data.path)  # type: ignore[attr-defined]
     check_inputs(config, loaded.data)
     return loaded
+
+
+def with_run_options(config: PipelineConfig, output: str | Path | None,
+                     progress: bool | None) -> PipelineConfig:
+    """``config`` with a caller's output directory and progress setting (None: the
+    config's own); no progress bars means the LLM's bar too."""
+    updates: dict[str, Any] = {k: v for k, v in (("output", str(output) if output else None),
+                                                 ("progress", progress)) if v is not None}
+    if updates:
+        config = config.model_copy(update=updates)
+    if not config.progress and config.llm.progress:
+        config = config.model_copy(update={"llm": config.llm.model_copy(
+            update={"progress": False})})
+    return config
 
 
 def _model_kind(config: PipelineConfig) -> str:
